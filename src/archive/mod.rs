@@ -1,0 +1,352 @@
+//! Rendering a `Tree` to cpio newc or tar, compressed or not, and reading archives back.
+//!
+//! The encoders (`cpio::write`, `tar::write`, `compress`) only write to a caller-supplied
+//! `impl Write`; `write_file` is the one place that touches the output path, through a
+//! temporary file renamed into place, so a failed run never leaves a partial archive.
+
+pub mod compress;
+pub mod cpio;
+pub mod read;
+pub mod tar;
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::tree::{ArchivePath, Tree, TreeError};
+
+/// The mtime of every entry when `SOURCE_DATE_EPOCH` is unset: 2000-01-01T00:00:00Z.
+/// A fixed, documented constant keeps builds reproducible; zero would make every listing
+/// show 1970, which reads like a bug.
+pub const DEFAULT_MTIME: u64 = 946_684_800;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    Cpio,
+    Tar,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+}
+
+/// An archive format: container plus compression, spelled like the file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub container: Container,
+    pub compression: Compression,
+}
+
+/// Every format, by the name used for `--format` and as the file extension.
+pub const FORMATS: [(&str, Format); 8] = [
+    ("cpio", Format::new(Container::Cpio, Compression::None)),
+    ("cpio.gz", Format::new(Container::Cpio, Compression::Gzip)),
+    ("cpio.zst", Format::new(Container::Cpio, Compression::Zstd)),
+    ("cpio.xz", Format::new(Container::Cpio, Compression::Xz)),
+    ("tar", Format::new(Container::Tar, Compression::None)),
+    ("tar.gz", Format::new(Container::Tar, Compression::Gzip)),
+    ("tar.zst", Format::new(Container::Tar, Compression::Zstd)),
+    ("tar.xz", Format::new(Container::Tar, Compression::Xz)),
+];
+
+impl Format {
+    pub const fn new(container: Container, compression: Compression) -> Format {
+        Format {
+            container,
+            compression,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        FORMATS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, format)| *format)
+    }
+
+    /// The format named by a path's extension (`initrd.cpio.gz`, `rootfs.tar`).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        FORMATS
+            .iter()
+            .rev()
+            .filter(|(ext, _)| {
+                name.len() > ext.len() + 1
+                    && name.ends_with(ext)
+                    && name.as_bytes()[name.len() - ext.len() - 1] == b'.'
+            })
+            .map(|(_, format)| *format)
+            .next()
+    }
+
+    pub fn name(&self) -> &'static str {
+        FORMATS
+            .iter()
+            .find(|(_, format)| format == self)
+            .map(|(name, _)| *name)
+            .unwrap_or("?")
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to render: one mtime for every entry, the compressor's thread count.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mtime: u64,
+    /// Worker threads for compression. The output bytes never depend on it.
+    pub threads: usize,
+    /// uid → name and gid → name for tar's uname/gname; empty means numeric only.
+    pub user_names: std::collections::BTreeMap<u32, String>,
+    pub group_names: std::collections::BTreeMap<u32, String>,
+}
+
+impl Options {
+    /// mtime from `SOURCE_DATE_EPOCH` when set, else `DEFAULT_MTIME`; threads from
+    /// `KILN_THREADS` when set, else the number of CPUs.
+    pub fn from_env() -> Result<Options, ArchiveError> {
+        let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ArchiveError::BadEpoch(text.clone()))?,
+            Err(_) => DEFAULT_MTIME,
+        };
+        let mut options = Options {
+            mtime,
+            ..Options::default()
+        };
+        // For tests and benchmarks: the output must not depend on it.
+        if let Some(threads) = std::env::var("KILN_THREADS")
+            .ok()
+            .and_then(|text| text.parse::<usize>().ok())
+        {
+            options.threads = threads.max(1);
+        }
+        Ok(options)
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            mtime: DEFAULT_MTIME,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            user_names: Default::default(),
+            group_names: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(
+        "{path}: {len} bytes is too large for cpio newc, which holds files below 4 GiB (note: use a tar format)"
+    )]
+    TooLarge { path: ArchivePath, len: u64 },
+    #[error("{path}: {what} does not fit the {format} format{note}")]
+    Unrepresentable {
+        path: ArchivePath,
+        what: String,
+        format: &'static str,
+        /// Empty, or "\nnote: ..." with the next step.
+        note: &'static str,
+    },
+    #[error(
+        "{path}: source {source_name} changed while being archived: expected {expected} bytes, read {got}"
+    )]
+    ContentChanged {
+        path: ArchivePath,
+        source_name: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds")]
+    BadEpoch(String),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ArchiveError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
+        let context = context.into();
+        move |source| ArchiveError::Io { context, source }
+    }
+
+    /// True for errors in what the user asked for, as opposed to the system failing.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, ArchiveError::Io { .. })
+    }
+}
+
+/// Renders `tree` in `format` to any writer.
+pub fn write<W: Write + Send + 'static>(
+    tree: &Tree,
+    format: Format,
+    out: W,
+    options: &Options,
+) -> Result<W, ArchiveError> {
+    tree.validate()?;
+    let compressed = compress::Writer::new(out, format.compression, options.threads)
+        .map_err(ArchiveError::io("unable to start the compressor"))?;
+    let compressed = match format.container {
+        Container::Cpio => cpio::write(tree, compressed, options)?,
+        Container::Tar => tar::write(tree, compressed, options)?,
+    };
+    compressed
+        .finish()
+        .map_err(ArchiveError::io("unable to finish compressing"))
+}
+
+/// Renders `tree` to `dest` through a temporary file beside it that is renamed into
+/// place only when everything succeeded.
+pub fn write_file(
+    tree: &Tree,
+    format: Format,
+    dest: &Path,
+    options: &Options,
+) -> Result<(), ArchiveError> {
+    let temp = TempFile::create(dest)?;
+    let file = temp.file.try_clone().map_err(ArchiveError::io(format!(
+        "unable to write {}",
+        temp.path.display()
+    )))?;
+    let writer = write(
+        tree,
+        format,
+        BufWriter::with_capacity(1 << 20, file),
+        options,
+    )?;
+    writer
+        .into_inner()
+        .map_err(|err| err.into_error())
+        .and_then(|file| file.sync_all())
+        .map_err(ArchiveError::io(format!(
+            "unable to write {}",
+            temp.path.display()
+        )))?;
+    temp.commit(dest)
+}
+
+/// A file created next to its destination and removed unless committed.
+pub struct TempFile {
+    pub path: PathBuf,
+    pub file: File,
+    committed: bool,
+}
+
+impl TempFile {
+    pub fn create(dest: &Path) -> Result<TempFile, ArchiveError> {
+        let dir = match dest.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let name = dest
+            .file_name()
+            .map_or_else(|| "out".into(), |name| name.to_string_lossy().into_owned());
+        for attempt in 0..100u32 {
+            let path = dir.join(format!(".{name}.kiln-{}-{attempt}", std::process::id()));
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        committed: false,
+                    });
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(ArchiveError::Io {
+                        context: format!("unable to create {}", path.display()),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(ArchiveError::Io {
+            context: format!("unable to create a temporary file in {}", dir.display()),
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        })
+    }
+
+    pub fn commit(mut self, dest: &Path) -> Result<(), ArchiveError> {
+        fs::rename(&self.path, dest).map_err(ArchiveError::io(format!(
+            "unable to rename {} to {}",
+            self.path.display(),
+            dest.display()
+        )))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Cleanup on an error path: the error being reported matters more than a
+            // failure to remove the leftover, which names itself as kiln's.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Copies exactly `expected` bytes of a content source, failing on any mismatch.
+pub(crate) fn copy_exact(
+    path: &ArchivePath,
+    content: &crate::tree::Content,
+    out: &mut dyn Write,
+) -> Result<(), ArchiveError> {
+    let expected = content.len();
+    let source_name = content.describe();
+    let reader = content.open().map_err(ArchiveError::io(format!(
+        "unable to read {source_name} for {path}"
+    )))?;
+    let got = io::copy(&mut Read::take(reader, expected + 1), out).map_err(ArchiveError::io(
+        format!("unable to copy {source_name} into {path}"),
+    ))?;
+    if got != expected {
+        return Err(ArchiveError::ContentChanged {
+            path: path.clone(),
+            source_name,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_from_paths() {
+        let of = |p: &str| Format::from_path(Path::new(p)).map(|f| f.name());
+        assert_eq!(of("out/initrd.cpio.gz"), Some("cpio.gz"));
+        assert_eq!(of("rootfs.tar"), Some("tar"));
+        assert_eq!(of("rootfs.tar.zst"), Some("tar.zst"));
+        assert_eq!(of("x.cpio.xz"), Some("cpio.xz"));
+        assert_eq!(of("x.gz"), None);
+        assert_eq!(of(".cpio"), None);
+        assert_eq!(of("notacpio"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! kiln: unprivileged rootfs integration for embedded Linux.
+//!
+//! `main` parses the command line, calls the stage functions and maps every outcome to
+//! one exit code: 0 success, 1 "differs"/"check failed", 100 bad input, 111 system error.
+//! Nothing below `main` exits the process.
+
+// Tree constructors and the manifest are used by the init maker, landing next.
+#![allow(dead_code)]
+
+mod archive;
+mod init;
+mod listing;
+mod overlay;
+mod spec;
+mod tree;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::archive::Format;
+use crate::tree::Tree;
+
+/// Exit status for bad input: usage, config, validation (skarnet's convention).
+pub const EXIT_USAGE: u8 = 100;
+/// Exit status for system failures: I/O, missing tools.
+pub const EXIT_SYSTEM: u8 = 111;
+
+/// An error in what the user asked for; maps to exit status 100.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Unprivileged rootfs integration for embedded Linux"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a cpio or tar archive from list files, makedevs tables, directories and archives.
+    Pack {
+        /// Output archive; its extension picks the format unless --format is given.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// cpio, cpio.gz, cpio.zst, cpio.xz, tar, tar.gz, tar.zst or tar.xz.
+        #[arg(long)]
+        format: Option<String>,
+        /// Owner for entries from host directories (host owners mean nothing in an image).
+        #[arg(long, default_value = "0:0", value_name = "UID:GID")]
+        owner: String,
+        /// gen_init_cpio lists, makedevs tables, DIR or DIR:/dest, archives; later ones override.
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+    /// List a cpio or tar archive (any compression) like `tar -tv`.
+    Ls {
+        /// Print the gen_init_cpio list form instead, which `kiln pack` reads back.
+        #[arg(long)]
+        list: bool,
+        archive: PathBuf,
+    },
+    /// Compare two archives entry by entry; exit 1 when they differ.
+    Diff { a: PathBuf, b: PathBuf },
+    /// s6-linux-init-maker, as a drop-in: `kiln s6-linux-init-maker [options] dir > stage1`.
+    #[command(name = "s6-linux-init-maker", disable_help_flag = true)]
+    Maker {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let program = args
+        .first()
+        .and_then(|arg0| Path::new(arg0).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kiln".to_string());
+    // Invoked through a link named s6-linux-init-maker: behave exactly as the maker.
+    if program == "s6-linux-init-maker" {
+        return ExitCode::from(init::cli::main(&program, &args[1..]));
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { EXIT_USAGE } else { 0 };
+            // Nothing sensible is left to do if the terminal is gone.
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("kiln: error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Pack {
+            output,
+            format,
+            owner,
+            specs,
+        } => pack(&output, format.as_deref(), &owner, &specs),
+        Command::Ls { list, archive } => ls(&archive, list),
+        Command::Diff { a, b } => diff(&a, &b),
+        Command::Maker { args } => Ok(ExitCode::from(init::cli::main(
+            "kiln s6-linux-init-maker",
+            &args,
+        ))),
+    }
+}
+
+fn pack(output: &Path, format: Option<&str>, owner: &str, specs: &[String]) -> Result<ExitCode> {
+    let format = output_format(output, format)?;
+    let owner = parse_owner(owner)?;
+    let mut inputs = spec::Inputs::new(owner);
+    let mut tree = Tree::new();
+    for operand in specs {
+        inputs.apply(&mut tree, operand)?;
+    }
+    let mut options = archive::Options::from_env()?;
+    options.user_names = image_names(&tree, "etc/passwd");
+    options.group_names = image_names(&tree, "etc/group");
+    archive::write_file(&tree, format, output, &options)
+        .with_context(|| format!("unable to write {}", output.display()))?;
+    eprintln!(
+        "kiln: wrote {} ({format}, {} entries)",
+        output.display(),
+        tree.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(path: &Path, list: bool) -> Result<ExitCode> {
+    let archive = read_archive(path)?;
+    let text = if list {
+        listing::gen_init_cpio(&archive.tree)
+    } else {
+        listing::ls(&archive.tree)
+    };
+    write_stdout(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(a: &Path, b: &Path) -> Result<ExitCode> {
+    let (old, new) = (read_archive(a)?, read_archive(b)?);
+    let lines = listing::diff(&old.tree, &new.tree).context("unable to compare contents")?;
+    let mut text = String::new();
+    if old.format != new.format {
+        text.push_str(&format!("~ format: {} -> {}\n", old.format, new.format));
+    }
+    for line in &lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    write_stdout(text.as_bytes())?;
+    Ok(if text.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn read_archive(path: &Path) -> Result<archive::read::Archive> {
+    archive::read::read_file(path).map_err(|err| {
+        let wrapped = anyhow::Error::new(UsageError(format!(
+            "unable to read archive {}: {err}",
+            path.display()
+        )));
+        if err.kind() == std::io::ErrorKind::InvalidData
+            || err.kind() == std::io::ErrorKind::UnexpectedEof
+            || err.kind() == std::io::ErrorKind::NotFound
+        {
+            wrapped
+        } else {
+            anyhow::Error::new(err).context(format!("unable to read archive {}", path.display()))
+        }
+    })
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .context("unable to write to stdout")
+}
+
+fn output_format(output: &Path, format: Option<&str>) -> Result<Format> {
+    match format {
+        Some(name) => Format::from_name(name).ok_or_else(|| {
+            UsageError(format!(
+                "--format {name:?}: unknown format (note: one of {})",
+                archive::FORMATS.map(|(name, _)| name).join(", ")
+            ))
+            .into()
+        }),
+        None => Format::from_path(output).ok_or_else(|| {
+            UsageError(format!(
+                "{}: cannot tell the format from the name (note: end it in .cpio.gz, .tar, ... or pass --format)",
+                output.display()
+            ))
+            .into()
+        }),
+    }
+}
+
+fn parse_owner(text: &str) -> Result<(u32, u32)> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
+    parsed.ok_or_else(|| UsageError(format!("--owner {text:?}: expected numeric UID:GID")).into())
+}
+
+/// id → name from the image's own passwd or group file, for tar's uname/gname.
+fn image_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let path = tree::ArchivePath::new(file).expect("literal");
+    if let Some(tree::Node {
+        kind: tree::Kind::File(content),
+        ..
+    }) = tree.get(&path)
+    {
+        if let Ok(bytes) = content.read_all() {
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let fields: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(id)) = (fields.first(), fields.get(2)) {
+                    if let Ok(id) = id.parse::<u32>() {
+                        names.entry(id).or_insert_with(|| name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// 100 when any error in the chain is about the input, 111 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<spec::SpecError>()
+            || cause.is::<tree::TreeError>()
+            || cause.is::<tree::PathError>()
+        {
+            return EXIT_USAGE;
+        }
+        if let Some(archive_error) = cause.downcast_ref::<archive::ArchiveError>() {
+            if archive_error.is_input_error() {
+                return EXIT_USAGE;
+            }
+        }
+    }
+    EXIT_SYSTEM
+}

@@ -1,0 +1,191 @@
+//! Helpers shared by the integration tests: a scratch directory, running kiln (as an
+//! unprivileged user when the tests run as root), and the skip-unless-CI rule for tools.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+
+/// A scratch directory under the target dir, removed when dropped, world-writable so an
+/// unprivileged kiln can write into it.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = base.join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
+        Scratch { path }
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+
+    /// Every file name in the directory, sorted (to prove nothing was left behind).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.path)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+pub fn is_root() -> bool {
+    nix_uid() == 0
+}
+
+fn nix_uid() -> u32 {
+    // /proc/self/status avoids a libc dependency in the tests.
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// A command for kiln that runs as uid/gid 65534 when the tests run as root: kiln must
+/// never need privilege, and this proves it (no fakeroot, no user namespace).
+pub fn kiln() -> Command {
+    if is_root() {
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            KILN,
+        ]);
+        command
+    } else {
+        Command::new(KILN)
+    }
+}
+
+/// `sh -c SCRIPT sh ARGS...`, unprivileged like `kiln()`.
+pub fn shell() -> Command {
+    let mut command = if is_root() {
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "sh",
+        ]);
+        command
+    } else {
+        Command::new("sh")
+    };
+    command.arg("-c");
+    command
+}
+
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    kiln().args(args).output().expect("unable to run kiln")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs kiln and insists on success, returning stdout.
+pub fn ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "kiln failed: {:?}\nstderr:\n{}",
+        output.status,
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// True if `tool` is on PATH. Under CI a missing tool is a failure, elsewhere a skip.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is required under CI (ci/install-packages installs it)");
+        }
+        eprintln!("skipping: {tool} not installed");
+    }
+    found
+}
+
+/// Runs a host tool with a C locale and UTC, returning stdout with runs of blanks folded.
+pub fn tool(program: &str, args: &[&str], stdin: Option<&Path>) -> String {
+    let mut command = Command::new(program);
+    command.args(args).env("LC_ALL", "C").env("TZ", "UTC");
+    if let Some(path) = stdin {
+        command.stdin(fs::File::open(path).unwrap());
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fold(&String::from_utf8_lossy(&output.stdout))
+}
+
+pub fn fold(text: &str) -> String {
+    text.lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// A path as `&str`, for argument lists.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
