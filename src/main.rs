@@ -4,9 +4,6 @@
 //! one exit code: 0 success, 1 "differs"/"check failed", 100 bad input, 111 system error.
 //! Nothing below `main` exits the process.
 
-// Tree constructors and the manifest are used by the init maker, landing next.
-#![allow(dead_code)]
-
 mod archive;
 mod init;
 mod listing;
@@ -66,8 +63,11 @@ enum Command {
     /// List a cpio or tar archive (any compression) like `tar -tv`.
     Ls {
         /// Print the gen_init_cpio list form instead, which `kiln pack` reads back.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "manifest")]
         list: bool,
+        /// Print the manifest: one line per entry with size and CRC-32 of file contents.
+        #[arg(long)]
+        manifest: bool,
         archive: PathBuf,
     },
     /// Compare two archives entry by entry; exit 1 when they differ.
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| "kiln".to_string());
     // Invoked through a link named s6-linux-init-maker: behave exactly as the maker.
     if program == "s6-linux-init-maker" {
-        return ExitCode::from(init::cli::main(&program, &args[1..]));
+        return ExitCode::from(init::cli::main(&program, &program, &args[1..]));
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -117,9 +117,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             owner,
             specs,
         } => pack(&output, format.as_deref(), &owner, &specs),
-        Command::Ls { list, archive } => ls(&archive, list),
+        Command::Ls {
+            list,
+            manifest,
+            archive,
+        } => ls(&archive, list, manifest),
         Command::Diff { a, b } => diff(&a, &b),
         Command::Maker { args } => Ok(ExitCode::from(init::cli::main(
+            "kiln",
             "kiln s6-linux-init-maker",
             &args,
         ))),
@@ -147,10 +152,13 @@ fn pack(output: &Path, format: Option<&str>, owner: &str, specs: &[String]) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-fn ls(path: &Path, list: bool) -> Result<ExitCode> {
+fn ls(path: &Path, list: bool, manifest: bool) -> Result<ExitCode> {
     let archive = read_archive(path)?;
     let text = if list {
         listing::gen_init_cpio(&archive.tree)
+    } else if manifest {
+        listing::manifest(&archive.tree)
+            .with_context(|| format!("unable to read {}", path.display()))?
     } else {
         listing::ls(&archive.tree)
     };

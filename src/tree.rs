@@ -412,10 +412,6 @@ impl Tree {
         self.nodes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// Adds a node. Identical duplicates are no-ops, conflicting ones are errors naming
     /// both origins, and missing parents are created as 0755 0:0 directories.
     pub fn insert(&mut self, path: ArchivePath, node: Node) -> Result<(), TreeError> {
@@ -464,10 +460,6 @@ impl Tree {
             self.replace(path, node)?;
         }
         Ok(())
-    }
-
-    pub fn remove(&mut self, path: &ArchivePath) -> Option<Node> {
-        self.nodes.remove(path)
     }
 
     fn children_of<'a>(&'a self, dir: &'a ArchivePath) -> impl Iterator<Item = &'a ArchivePath> {
@@ -563,6 +555,7 @@ impl Tree {
         self.insert(path_or_panic(path), Node::new(kind, meta, origin))
     }
 
+    #[cfg(test)]
     pub fn symlink(&mut self, path: &str, target: &str, origin: &str) -> Result<(), TreeError> {
         let kind = Kind::Symlink(target.to_string());
         self.insert(
@@ -575,6 +568,7 @@ impl Tree {
         self.insert(path_or_panic(path), Node::new(Kind::Fifo, meta, origin))
     }
 
+    #[cfg(test)]
     pub fn char_dev(
         &mut self,
         path: &str,
