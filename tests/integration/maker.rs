@@ -399,6 +399,18 @@ struct Boot {
 /// pid 1. stage2_finish and stage 3 print markers; stage 3 prints the catch-all log and
 /// exits, which ends the namespace (it never calls reboot(2)).
 fn boot(name: &str, extra: &[&str], stage2_body: &str, signal: &str) -> Option<Boot> {
+    boot_with_finish(name, extra, stage2_body, signal, "")
+}
+
+/// `boot`, with `finish` (when not empty) as stage2_finish instead of the marker script.
+/// `__ROOT__` in `extra` becomes the scratch directory.
+fn boot_with_finish(
+    name: &str,
+    extra: &[&str],
+    stage2_body: &str,
+    signal: &str,
+    finish: &str,
+) -> Option<Boot> {
     if !is_root()
         || !have("unshare")
         || !have("s6-svscan")
@@ -444,10 +456,14 @@ fn boot(name: &str, extra: &[&str], stage2_body: &str, signal: &str) -> Option<B
         "-p/usr/lib/execline/bin:/usr/bin:/bin".to_string(),
         "-u65534:65534".to_string(),
         format!("-2{root}/stage2"),
-        format!("-Z{root}/stage2_finish"),
+        if finish.is_empty() {
+            format!("-Z{root}/stage2_finish")
+        } else {
+            format!("-Z{finish}")
+        },
         format!("-3{root}/stage3"),
     ];
-    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args.extend(extra.iter().map(|arg| arg.replace("__ROOT__", &root)));
     args.push(format!("{root}/base"));
     // Directory mode needs root for the log dir's owner; the tests run as root here.
     let output = Command::new(crate::util::KILN)
@@ -569,6 +585,38 @@ fn added_services_start_and_restart_and_a_second_signal_changes_nothing() {
         svc started
         svc started
         stage2_finish: pid1=s6-svscan
+    "#]]
+    .assert_eq(&boot.console);
+}
+
+/// The shipped example stage2_finish, run for real: it brings services down (a service
+/// that ignores SIGTERM included, through its kill fallback) and leaves the logger alone.
+#[test]
+fn example_rc_tini_brings_services_down() {
+    let rc_tini = concat!(env!("CARGO_MANIFEST_DIR"), "/initramfs/etc/rc.tini");
+    let body = "mkdir $S/run/service/svc\n\
+                printf '#!/bin/sh\\necho svc started\\nexec sleep 1000\\n' > $S/run/service/svc/run\n\
+                chmod +x $S/run/service/svc/run\n\
+                s6-svscanctl -a $S/run/service\n\
+                s6-svwait -u -t 2000 $S/run/service/svc && echo \"stage2: svc up\"";
+    let scandir_env = "S6_SCANDIR=__ROOT__/run/service";
+    let Some(boot) = boot_with_finish(
+        "maker-boot-rctini",
+        &["-e", scandir_env],
+        body,
+        "TERM",
+        rc_tini,
+    ) else {
+        return;
+    };
+    expect![[r#"
+        s6-linux-init: stage 1
+        stage2: svc up
+        stage2: done
+        stage3: pid=1 action=reboot
+        --- catch-all log:
+        svc started
+        rc.tini: services down
     "#]]
     .assert_eq(&boot.console);
 }
