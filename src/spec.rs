@@ -129,17 +129,12 @@ impl Inputs {
     /// Parses a gen_init_cpio list into `tree`.
     pub fn parse_list(&mut self, tree: &mut Tree, file: &Path, text: &str) -> Result<()> {
         let base = file.parent().unwrap_or(Path::new("."));
-        for (index, raw_line) in text.lines().enumerate() {
-            let line = index + 1;
+        for (line, words) in meaningful_lines(text) {
             let error = |message: String| SpecError {
                 file: file.to_path_buf(),
                 line,
                 message,
             };
-            let words: Vec<&str> = raw_line.split_whitespace().collect();
-            if words.is_empty() || words[0].starts_with('#') {
-                continue;
-            }
             let origin = format!("{}:{line}", file.display());
             let want = |count: usize, synopsis: &str| -> Result<(), SpecError> {
                 if words.len() < count {
@@ -285,6 +280,17 @@ impl Inputs {
     }
 }
 
+/// (1-based line number, words) of every line that is neither blank nor a `#` comment.
+fn meaningful_lines(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().filter_map(|(index, raw_line)| {
+        let words: Vec<&str> = raw_line.split_whitespace().collect();
+        match words.first() {
+            Some(first) if !first.starts_with('#') => Some((index + 1, words)),
+            _ => None,
+        }
+    })
+}
+
 fn usage(message: String) -> anyhow::Error {
     anyhow::Error::new(crate::UsageError(message))
 }
@@ -353,17 +359,12 @@ fn is_makedevs(text: &str) -> bool {
 /// names `<name><start>`…, minors `minor + (i - start) * inc`), `p` a fifo; `f` and `r`
 /// change the mode and owner of an existing file, or of a directory and all below it.
 pub fn apply_makedevs(tree: &mut Tree, file: &Path, text: &str) -> Result<()> {
-    for (index, raw_line) in text.lines().enumerate() {
-        let line = index + 1;
+    for (line, words) in meaningful_lines(text) {
         let error = |message: String| SpecError {
             file: file.to_path_buf(),
             line,
             message,
         };
-        let words: Vec<&str> = raw_line.split_whitespace().collect();
-        if words.is_empty() || words[0].starts_with('#') {
-            continue;
-        }
         if words.len() != 10 {
             return Err(error(format!(
                 "expected 10 fields `<name> <type> <mode> <uid> <gid> <major> <minor> <start> <inc> <count>`, found {}",

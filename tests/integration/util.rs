@@ -77,9 +77,9 @@ fn nix_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// A command for kiln that runs as uid/gid 65534 when the tests run as root: kiln must
-/// never need privilege, and this proves it (no fakeroot, no user namespace).
-pub fn kiln() -> Command {
+/// `program` as uid/gid 65534 when the tests run as root: kiln must never need
+/// privilege, and this proves it (no fakeroot, no user namespace).
+fn unprivileged(program: &str) -> Command {
     if is_root() {
         let mut command = Command::new("setpriv");
         command.args([
@@ -87,29 +87,22 @@ pub fn kiln() -> Command {
             "--regid=65534",
             "--clear-groups",
             "--",
-            KILN,
+            program,
         ]);
         command
     } else {
-        Command::new(KILN)
+        Command::new(program)
     }
+}
+
+/// A command for kiln, unprivileged.
+pub fn kiln() -> Command {
+    unprivileged(KILN)
 }
 
 /// `sh -c SCRIPT sh ARGS...`, unprivileged like `kiln()`.
 pub fn shell() -> Command {
-    let mut command = if is_root() {
-        let mut command = Command::new("setpriv");
-        command.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            "sh",
-        ]);
-        command
-    } else {
-        Command::new("sh")
-    };
+    let mut command = unprivileged("sh");
     command.arg("-c");
     command
 }
