@@ -5,6 +5,7 @@
 //! Nothing below `main` exits the process.
 
 mod archive;
+mod deb;
 mod init;
 mod listing;
 mod overlay;
@@ -60,7 +61,7 @@ enum Command {
         #[arg(required = true, value_name = "SPEC")]
         specs: Vec<String>,
     },
-    /// List a cpio or tar archive (any compression) like `tar -tv`.
+    /// List a cpio or tar archive (any compression), or a .deb's files, like `tar -tv`.
     Ls {
         /// Print the gen_init_cpio list form instead, which `kiln pack` reads back.
         #[arg(long, conflicts_with = "manifest")]
@@ -186,6 +187,26 @@ fn diff(a: &Path, b: &Path) -> Result<ExitCode> {
 }
 
 fn read_archive(path: &Path) -> Result<archive::read::Archive> {
+    if deb::is_deb(path) {
+        let package = deb::read(path).map_err(|err| match err {
+            deb::DebError::Invalid { .. } => anyhow::Error::new(UsageError(err.to_string())),
+            other => anyhow::Error::new(other),
+        })?;
+        eprintln!(
+            "kiln: {}: package {} {} ({}), data.tar:",
+            package.path.display(),
+            package.name(),
+            package.control.get("Version").map_or("?", String::as_str),
+            package
+                .control
+                .get("Architecture")
+                .map_or("?", String::as_str),
+        );
+        return Ok(archive::read::Archive {
+            format: Format::new(archive::Container::Tar, archive::Compression::None),
+            tree: package.data,
+        });
+    }
     archive::read::read_file(path).map_err(|err| {
         let wrapped = anyhow::Error::new(UsageError(format!(
             "unable to read archive {}: {err}",

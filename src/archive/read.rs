@@ -24,12 +24,19 @@ pub struct Archive {
 /// the caller adds the path.
 pub fn read_file(path: &Path) -> io::Result<Archive> {
     let file = File::open(path)?;
-    let mut input = BufReader::with_capacity(1 << 16, file);
-    let spool_file = spool_file()?;
-    let mut spool_writer = io::BufWriter::new(spool_file.try_clone()?);
     // Absolute, so `kiln ls --list` locations work from any directory.
     let absolute = fs::canonicalize(path)?;
-    let spool = Arc::new(Spool::new(&absolute, spool_file));
+    read_stream(file, &absolute)
+}
+
+/// Reads an archive from any stream (a file, a member of a .deb). `origin` names it in
+/// messages and in `Content::Member` locations.
+pub fn read_stream(input: impl Read, origin: &Path) -> io::Result<Archive> {
+    let path = origin;
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let spool_file = spool_file()?;
+    let mut spool_writer = io::BufWriter::new(spool_file.try_clone()?);
+    let spool = Arc::new(Spool::new(origin, spool_file));
     let mut offset = 0u64;
     let mut store = |body: &mut dyn Read, len: u64, name: &str| -> io::Result<Content> {
         let copied = io::copy(body, &mut spool_writer)?;

@@ -1,0 +1,237 @@
+//! Reading Debian binary packages in pure Rust: ar, then `control.tar.*` for the fields and
+//! `data.tar.{xz,zst,gz}` (or plain) for the files, into a `Tree`.
+//!
+//! File bodies are spooled once and streamed when an image is written; owners and modes are
+//! the package's own. Nothing here runs package code or consults the host's dpkg.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::archive::read;
+use crate::tree::{ArchivePath, Kind, Node, Tree};
+
+/// A .deb read back.
+pub struct Package {
+    pub path: PathBuf,
+    /// `control` fields (Package, Version, Architecture, Depends, ...), keys as written.
+    pub control: BTreeMap<String, String>,
+    /// The contents of data.tar, with the package's owners and modes.
+    pub data: Tree,
+}
+
+impl Package {
+    pub fn name(&self) -> &str {
+        self.control.get("Package").map_or("?", String::as_str)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("unable to read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {what}", path.display())]
+    Invalid { path: PathBuf, what: String },
+}
+
+/// True when `path` starts with the ar magic, as every .deb does.
+pub fn is_deb(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"!<arch>\n")
+}
+
+/// Reads a .deb file.
+pub fn read(path: &Path) -> Result<Package, DebError> {
+    let io = |source| DebError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |what: String| DebError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut archive = ar::Archive::new(BufReader::new(file));
+    let mut control = None;
+    let mut data = None;
+    let mut saw_version = false;
+    while let Some(entry) = archive.next_entry() {
+        let mut entry = entry.map_err(io)?;
+        let member = String::from_utf8_lossy(entry.header().identifier())
+            .trim_end_matches('/')
+            .to_string();
+        let origin = path.join(&member);
+        if member == "debian-binary" {
+            let mut version = String::new();
+            entry.read_to_string(&mut version).map_err(io)?;
+            if !version.starts_with("2.") {
+                return Err(invalid(format!(
+                    "unsupported .deb format {:?}",
+                    version.trim()
+                )));
+            }
+            saw_version = true;
+        } else if member.starts_with("control.tar") {
+            let tree = read::read_stream(&mut entry, &origin)
+                .map_err(|err| invalid(format!("member {member}: {err}")))?
+                .tree;
+            control = Some(
+                parse_control(&tree).map_err(|what| invalid(format!("member {member}: {what}")))?,
+            );
+        } else if member.starts_with("data.tar") {
+            let archive = read::read_stream(&mut entry, &origin)
+                .map_err(|err| invalid(format!("member {member}: {err}")))?;
+            data = Some(archive.tree);
+        }
+    }
+    if !saw_version {
+        return Err(invalid(
+            "not a Debian package: no debian-binary member".to_string(),
+        ));
+    }
+    let control = control.ok_or_else(|| invalid("no control.tar member".to_string()))?;
+    let data = data.ok_or_else(|| invalid("no data.tar member".to_string()))?;
+    Ok(Package {
+        path: path.to_path_buf(),
+        control,
+        data,
+    })
+}
+
+fn parse_control(tree: &Tree) -> Result<BTreeMap<String, String>, String> {
+    let path = ArchivePath::new("control").expect("literal");
+    let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = tree.get(&path)
+    else {
+        return Err("no control file".to_string());
+    };
+    let bytes = content.read_all().map_err(|err| err.to_string())?;
+    Ok(parse_fields(&String::from_utf8_lossy(&bytes)))
+}
+
+/// RFC 822-style fields; continuation lines are joined with a newline.
+pub fn parse_fields(text: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(key) = &last {
+                if let Some(value) = fields.get_mut(key) {
+                    let value: &mut String = value;
+                    value.push('\n');
+                    value.push_str(line.trim());
+                }
+            }
+        } else if let Some((key, value)) = line.split_once(':') {
+            fields.insert(key.trim().to_string(), value.trim().to_string());
+            last = Some(key.trim().to_string());
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::archive::{self, Compression, Container, Format, Options};
+    use crate::tree::Meta;
+
+    /// Assembles a .deb in memory: debian-binary, control.tar.gz, data.tar.<compression>.
+    pub(crate) fn make_deb(control: &str, data: &Tree, compression: Compression) -> Vec<u8> {
+        let options = Options {
+            mtime: 0,
+            threads: 1,
+            ..Options::default()
+        };
+        let mut control_tree = Tree::new();
+        control_tree
+            .file("control", control, Meta::root(0o644), "test")
+            .unwrap();
+        let control_tar = archive::write(
+            &control_tree,
+            Format::new(Container::Tar, Compression::Gzip),
+            Vec::new(),
+            &options,
+        )
+        .unwrap();
+        let data_tar = archive::write(
+            data,
+            Format::new(Container::Tar, compression),
+            Vec::new(),
+            &options,
+        )
+        .unwrap();
+        let suffix = match compression {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::Xz => ".xz",
+        };
+        let mut builder = ar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("debian-binary".to_string(), b"2.0\n".to_vec()),
+            ("control.tar.gz".to_string(), control_tar),
+            (format!("data.tar{suffix}"), data_tar),
+        ] {
+            let header = ar::Header::new(name.into_bytes(), bytes.len() as u64);
+            builder.append(&header, &bytes[..]).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_control_and_data_for_every_compression() {
+        let mut data = Tree::new();
+        data.file(
+            "usr/bin/hello",
+            "#!/bin/sh\necho hi\n",
+            Meta::root(0o755),
+            "t",
+        )
+        .unwrap();
+        data.symlink("usr/bin/hi", "hello", "t").unwrap();
+        let dir = std::env::temp_dir().join(format!("kiln-deb-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Xz,
+        ] {
+            let deb = make_deb(
+                "Package: hello\nVersion: 1.0\nArchitecture: arm64\nDescription: a\n test\n",
+                &data,
+                compression,
+            );
+            let path = dir.join(format!("hello-{compression:?}.deb"));
+            std::fs::write(&path, deb).unwrap();
+            let package = read(&path).unwrap();
+            assert_eq!(package.name(), "hello");
+            assert_eq!(package.control["Architecture"], "arm64");
+            assert_eq!(package.control["Description"], "a\ntest");
+            let manifest = crate::listing::manifest(&package.data).unwrap();
+            assert_eq!(
+                manifest,
+                "dir /usr 0755 0 0\ndir /usr/bin 0755 0 0\nfile /usr/bin/hello 0755 0 0 18 e9da3a2f\nslink /usr/bin/hi 0777 0 0 hello\n",
+                "{compression:?}"
+            );
+        }
+        let not_deb = dir.join("not.deb");
+        std::fs::write(&not_deb, "!<arch>\n").unwrap();
+        let err = read(&not_deb).err().unwrap().to_string();
+        assert!(
+            err.ends_with("not a Debian package: no debian-binary member"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
