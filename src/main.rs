@@ -4,8 +4,10 @@
 //! one exit code: 0 success, 1 "differs"/"check failed", 100 bad input, 111 system error.
 //! Nothing below `main` exits the process.
 
+mod arch;
 mod archive;
 mod deb;
+mod elf;
 mod init;
 mod listing;
 mod overlay;
@@ -71,6 +73,17 @@ enum Command {
         manifest: bool,
         archive: PathBuf,
     },
+    /// Check that every ELF object in an archive finds its loader and libraries inside the
+    /// archive, for the given arch; exit 1 when one does not.
+    Check {
+        /// x86_64, aarch64 or armv7.
+        #[arg(long)]
+        arch: String,
+        /// Print why each library is there: object, DT_NEEDED/PT_INTERP, where it was found.
+        #[arg(long)]
+        explain: bool,
+        archive: PathBuf,
+    },
     /// Compare two archives entry by entry; exit 1 when they differ.
     Diff { a: PathBuf, b: PathBuf },
     /// s6-linux-init-maker, as a drop-in: `kiln s6-linux-init-maker [options] dir > stage1`.
@@ -124,6 +137,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             archive,
         } => ls(&archive, list, manifest),
         Command::Diff { a, b } => diff(&a, &b),
+        Command::Check {
+            arch,
+            explain,
+            archive,
+        } => check(&archive, &arch, explain),
         Command::Maker { args } => Ok(ExitCode::from(init::cli::main(
             "kiln",
             "kiln s6-linux-init-maker",
@@ -184,6 +202,29 @@ fn diff(a: &Path, b: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn check(path: &Path, arch: &str, explain: bool) -> Result<ExitCode> {
+    let arch = arch::Arch::from_name(arch).ok_or_else(|| {
+        UsageError(format!(
+            "--arch {arch:?}: unknown arch (note: one of x86_64, aarch64, armv7)"
+        ))
+    })?;
+    let archive = read_archive(path)?;
+    match elf::check(&archive.tree, arch) {
+        Ok(links) => {
+            if explain {
+                write_stdout(elf::explain(&links).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("kiln: check: {error}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn read_archive(path: &Path) -> Result<archive::read::Archive> {

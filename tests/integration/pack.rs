@@ -592,3 +592,55 @@ fn newc_refuses_files_of_4_gib_and_tar_takes_them() {
     );
     assert!(!scratch.join("o.cpio").exists());
 }
+
+/// `kiln check` walks an archive's ELF objects (issue 4's closure, on the host's own
+/// x86_64 s6 as a fixture).
+#[test]
+fn check_finds_every_loader_and_library_inside_the_archive() {
+    let fixtures = [
+        "/usr/bin/s6-svscan",
+        "/lib/x86_64-linux-gnu/libskarnet.so.2.13",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    ];
+    if !have("s6-svscan")
+        || fixtures
+            .iter()
+            .any(|path| !std::path::Path::new(path).exists())
+    {
+        return;
+    }
+    let scratch = Scratch::new("pack-check");
+    let mut list = String::from(
+        "slink /lib64 usr/lib64 0777 0 0\nslink /usr/lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 0777 0 0\n",
+    );
+    for path in fixtures {
+        list.push_str(&format!("file {path} {path} 0755 0 0\n"));
+    }
+    let full = scratch.write("full.list", &list);
+    let archive = scratch.join("full.cpio");
+    ok(["pack", s(&full), "-o", s(&archive)]);
+    let output = run(["check", "--arch", "x86_64", "--explain", s(&archive)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    expect![[r#"
+        /lib/x86_64-linux-gnu/libc.so.6
+          PT_INTERP /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+          DT_NEEDED ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+        /lib/x86_64-linux-gnu/libskarnet.so.2.13
+          DT_NEEDED libc.so.6 -> /lib/x86_64-linux-gnu/libc.so.6
+        /usr/bin/s6-svscan
+          PT_INTERP /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+          DT_NEEDED libskarnet.so.2.13 -> /lib/x86_64-linux-gnu/libskarnet.so.2.13
+          DT_NEEDED libc.so.6 -> /lib/x86_64-linux-gnu/libc.so.6
+    "#]]
+    .assert_eq(&stdout(&output));
+    let partial = scratch.write("partial.list", &list.replace("file /lib/x86_64-linux-gnu/libskarnet.so.2.13 /lib/x86_64-linux-gnu/libskarnet.so.2.13 0755 0 0\n", ""));
+    let archive = scratch.join("partial.cpio");
+    ok(["pack", s(&partial), "-o", s(&archive)]);
+    let output = run(["check", "--arch", "x86_64", s(&archive)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with("kiln: check: /usr/bin/s6-svscan: needs libskarnet.so.2.13 (DT_NEEDED), which is not in the image"), "{}", stderr(&output));
+    let output = run(["check", "--arch", "armv7", s(&archive)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("built for x86_64 (64-bit), but the board's arch is armv7"));
+}

@@ -1,0 +1,404 @@
+//! The ELF shared-library closure of an image, resolved inside the image itself.
+//!
+//! For every ELF executable and shared object in the tree: PT_INTERP and each DT_NEEDED
+//! are looked up the way the target's loader would (DT_RPATH unless DT_RUNPATH is set,
+//! then DT_RUNPATH, with `$ORIGIN`; the image's ld.so.conf; the arch's multiarch and
+//! default directories), following symlinks *inside the image*. No target code runs and
+//! the host's libraries are never consulted.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::arch::{Arch, machine_name};
+use crate::tree::{ArchivePath, Kind, Node, Tree};
+
+/// Symlink hops before a path is declared a loop (Linux's MAXSYMLINKS).
+const MAX_HOPS: usize = 40;
+
+/// One satisfied dependency, for `--explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub object: ArchivePath,
+    /// `PT_INTERP` or `DT_NEEDED`.
+    pub how: &'static str,
+    pub needed: String,
+    pub found: ArchivePath,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("{object}: needs {needed} ({how}), which is not in the image (searched {searched})")]
+    Missing {
+        object: ArchivePath,
+        how: &'static str,
+        needed: String,
+        searched: String,
+    },
+    #[error("{object}: built for {found}, but the board's arch is {want}")]
+    WrongArch {
+        object: ArchivePath,
+        found: String,
+        want: Arch,
+    },
+    #[error("{object}: unreadable ELF: {what}")]
+    Unreadable { object: ArchivePath, what: String },
+}
+
+/// Checks every ELF object of `tree` for `arch`. Returns every link on success, or every
+/// problem found (not just the first).
+pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
+    let search_conf = ld_so_conf(tree);
+    let mut links = Vec::new();
+    let mut errors = Vec::new();
+    for (path, node) in tree.iter() {
+        let Kind::File(content) = &node.kind else {
+            continue;
+        };
+        let Some(bytes) = read_elf(content) else {
+            continue;
+        };
+        let unreadable = |what: String| ElfError::Unreadable {
+            object: path.clone(),
+            what,
+        };
+        let elf = match goblin::elf::Elf::parse(&bytes) {
+            Ok(elf) => elf,
+            Err(err) => {
+                errors.push(unreadable(err.to_string()));
+                continue;
+            }
+        };
+        let kind = elf.header.e_type;
+        if kind != goblin::elf::header::ET_EXEC && kind != goblin::elf::header::ET_DYN {
+            continue; // Kernel modules and object files have no loader dependencies.
+        }
+        if elf.header.e_machine != arch.elf_machine() || elf.is_64 != arch.is_64_bit() {
+            errors.push(ElfError::WrongArch {
+                object: path.clone(),
+                found: format!(
+                    "{} ({}-bit)",
+                    machine_name(elf.header.e_machine),
+                    if elf.is_64 { 64 } else { 32 }
+                ),
+                want: arch,
+            });
+            continue;
+        }
+        if let Some(interp) = elf.interpreter {
+            match resolve(tree, interp) {
+                Some(found) if is_compatible(tree, &found, arch) => links.push(Link {
+                    object: path.clone(),
+                    how: "PT_INTERP",
+                    needed: interp.to_string(),
+                    found,
+                }),
+                _ => errors.push(ElfError::Missing {
+                    object: path.clone(),
+                    how: "PT_INTERP",
+                    needed: interp.to_string(),
+                    searched: interp.to_string(),
+                }),
+            }
+        }
+        let origin = path
+            .parent()
+            .map_or_else(|| "/".to_string(), |parent| parent.to_string());
+        let expand = |list: &[&str]| -> Vec<String> {
+            list.iter()
+                .flat_map(|entry| entry.split(':'))
+                .filter(|dir| !dir.is_empty())
+                .map(|dir| {
+                    dir.replace("${ORIGIN}", &origin)
+                        .replace("$ORIGIN", &origin)
+                })
+                .collect()
+        };
+        let mut dirs = if elf.runpaths.is_empty() {
+            expand(&elf.rpaths)
+        } else {
+            Vec::new()
+        };
+        dirs.extend(expand(&elf.runpaths));
+        dirs.extend(search_conf.iter().cloned());
+        dirs.extend(arch.default_library_dirs());
+        for needed in &elf.libraries {
+            let found = if needed.contains('/') {
+                resolve(tree, needed).filter(|found| is_compatible(tree, found, arch))
+            } else {
+                dirs.iter()
+                    .filter_map(|dir| resolve(tree, &format!("{dir}/{needed}")))
+                    .find(|found| is_compatible(tree, found, arch))
+            };
+            match found {
+                Some(found) => links.push(Link {
+                    object: path.clone(),
+                    how: "DT_NEEDED",
+                    needed: needed.to_string(),
+                    found,
+                }),
+                None => errors.push(ElfError::Missing {
+                    object: path.clone(),
+                    how: "DT_NEEDED",
+                    needed: needed.to_string(),
+                    searched: dirs.join(":"),
+                }),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(links)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The whole file if it starts with the ELF magic.
+fn read_elf(content: &crate::tree::Content) -> Option<Vec<u8>> {
+    if content.len() < 64 {
+        return None;
+    }
+    let mut magic = [0u8; 4];
+    content.open().ok()?.read_exact(&mut magic).ok()?;
+    if &magic != b"\x7fELF" {
+        return None;
+    }
+    content.read_all().ok()
+}
+
+/// A library candidate is usable when it is an ELF object for the same machine and class
+/// (the loader skips incompatible ones and keeps searching).
+fn is_compatible(tree: &Tree, path: &ArchivePath, arch: Arch) -> bool {
+    let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = tree.get(path)
+    else {
+        return false;
+    };
+    let Some(bytes) = read_elf(content) else {
+        return false;
+    };
+    goblin::elf::Elf::parse_header(&bytes).is_ok_and(|header| {
+        header.e_machine == arch.elf_machine()
+            && (header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64)
+                == arch.is_64_bit()
+    })
+}
+
+/// Resolves an absolute path inside the image, following symlinks in every component
+/// (merged-/usr links included). Hard links resolve to their file. `None` if missing.
+pub fn resolve(tree: &Tree, path: &str) -> Option<ArchivePath> {
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        resolved.push(part);
+        let current = ArchivePath::new(&resolved.join("/")).ok()?;
+        match &tree.get(&current)?.kind {
+            Kind::Symlink(target) => {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return None;
+                }
+                resolved.pop();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|part| !part.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+            }
+            Kind::HardLink(file) if pending.is_empty() => return Some(file.clone()),
+            _ => {}
+        }
+    }
+    ArchivePath::new(&resolved.join("/")).ok()
+}
+
+/// Directories from the image's /etc/ld.so.conf, following `include` globs of the
+/// `dir/*.conf` form.
+fn ld_so_conf(tree: &Tree) -> Vec<String> {
+    let mut dirs = Vec::new();
+    read_conf(tree, "/etc/ld.so.conf", &mut dirs, 0);
+    dirs
+}
+
+fn read_conf(tree: &Tree, file: &str, dirs: &mut Vec<String>, depth: usize) {
+    let Some(text) = resolve(tree, file).and_then(|path| match tree.get(&path) {
+        Some(Node {
+            kind: Kind::File(content),
+            ..
+        }) => content.read_all().ok(),
+        _ => None,
+    }) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&text).lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            if depth > 4 {
+                continue;
+            }
+            let pattern = pattern.trim();
+            let (dir, glob) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+            let suffix = glob.strip_prefix('*').unwrap_or(glob);
+            let mut matches: Vec<String> = tree
+                .iter()
+                .filter(|(path, _)| {
+                    path.parent()
+                        .is_some_and(|parent| format!("/{}", parent.as_str()) == dir)
+                        && path.file_name().ends_with(suffix)
+                })
+                .map(|(path, _)| path.to_string())
+                .collect();
+            matches.sort();
+            for included in matches {
+                read_conf(tree, &included, dirs, depth + 1);
+            }
+        } else if line.starts_with('/') {
+            dirs.push(line.to_string());
+        }
+    }
+}
+
+/// `--explain` text: one line per link, grouped by object.
+pub fn explain(links: &[Link]) -> String {
+    let mut by_object: BTreeMap<&ArchivePath, Vec<&Link>> = BTreeMap::new();
+    for link in links {
+        by_object.entry(&link.object).or_default().push(link);
+    }
+    let mut out = String::new();
+    for (object, links) in by_object {
+        out.push_str(&format!("{object}\n"));
+        for link in links {
+            out.push_str(&format!(
+                "  {} {} -> {}\n",
+                link.how, link.needed, link.found
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Content, Meta};
+    use std::path::Path;
+
+    fn host_file(tree: &mut Tree, image_path: &str, host: &str) {
+        let len = std::fs::metadata(host).unwrap().len();
+        let content = Content::Host {
+            path: Path::new(host).to_path_buf(),
+            len,
+        };
+        let node = Node::new(Kind::File(content), Meta::root(0o755), "host");
+        tree.insert(ArchivePath::new(image_path).unwrap(), node)
+            .unwrap();
+    }
+
+    #[test]
+    fn resolves_through_image_symlinks_only() {
+        let mut tree = Tree::new();
+        tree.file("usr/lib/x/libc.so.6", "x", Meta::root(0o644), "t")
+            .unwrap();
+        tree.symlink("lib", "usr/lib", "t").unwrap();
+        tree.symlink("usr/lib/x/libc.so", "libc.so.6", "t").unwrap();
+        tree.symlink("loop", "loop", "t").unwrap();
+        let found = |path: &str| resolve(&tree, path).map(|p| p.to_string());
+        assert_eq!(
+            found("/lib/x/libc.so"),
+            Some("/usr/lib/x/libc.so.6".to_string())
+        );
+        assert_eq!(
+            found("/lib/../lib/x/libc.so.6"),
+            Some("/usr/lib/x/libc.so.6".to_string())
+        );
+        assert_eq!(found("/lib/x/missing"), None);
+        assert_eq!(found("/loop/x"), None);
+    }
+
+    /// Uses the build host's own s6-svscan as a fixture when it is x86_64 Debian.
+    #[test]
+    fn closure_of_a_real_binary() {
+        let binary = "/usr/bin/s6-svscan";
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+        let skarnet = "/lib/x86_64-linux-gnu/libskarnet.so.2.13";
+        let loader = "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+        if [binary, libc, skarnet, loader]
+            .iter()
+            .any(|p| !Path::new(p).exists())
+        {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI installs s6 on x86_64 Debian; fixture missing");
+            }
+            eprintln!("skipping: no x86_64 s6 on this host");
+            return;
+        }
+        let mut tree = Tree::new();
+        host_file(&mut tree, "usr/bin/s6-svscan", binary);
+        host_file(&mut tree, "lib/x86_64-linux-gnu/libc.so.6", libc);
+        host_file(
+            &mut tree,
+            "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            loader,
+        );
+        tree.symlink(
+            "lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            "t",
+        )
+        .unwrap();
+        let errors = check(&tree, Arch::X86_64).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].to_string().starts_with(
+                "/usr/bin/s6-svscan: needs libskarnet.so.2.13 (DT_NEEDED), which is not in the image"
+            ),
+            "{}",
+            errors[0]
+        );
+        host_file(
+            &mut tree,
+            "usr/lib/x86_64-linux-gnu/libskarnet.so.2.13",
+            skarnet,
+        );
+        let links = check(&tree, Arch::X86_64).unwrap();
+        let text = explain(&links);
+        assert!(text.contains("/usr/bin/s6-svscan\n  PT_INTERP /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"), "{text}");
+        assert!(
+            text.contains(
+                "  DT_NEEDED libskarnet.so.2.13 -> /usr/lib/x86_64-linux-gnu/libskarnet.so.2.13\n"
+            ),
+            "{text}"
+        );
+        let errors = check(&tree, Arch::Aarch64).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .all(|err| matches!(err, ElfError::WrongArch { .. })),
+            "{errors:?}"
+        );
+        assert_eq!(
+            errors[0].to_string(),
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2: built for x86_64 (64-bit), but the board's arch is aarch64"
+        );
+    }
+}
