@@ -8,7 +8,7 @@ use std::process::Command;
 
 use expect_test::expect;
 
-use crate::util::{Scratch, have, is_root, run, s, stderr, stdout, tool};
+use crate::util::{Scratch, gnu_cpio_listing, have, is_root, run, s, stderr, stdout, tool};
 
 const BINDIR: &str = "/usr/lib/execline/bin";
 
@@ -238,17 +238,7 @@ fn archive_mode_records_fifo_modes_and_log_owner_without_root() {
     "#]]
     .assert_eq(&listing);
     let raw = scratch.join("init.cpio");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("gzip -dc < {} > {}", s(&archive), s(&raw)))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let listing = tool(
-        "cpio",
-        &["-itv", "--numeric-uid-gid", "--quiet"],
-        Some(&raw),
-    );
+    let listing = gnu_cpio_listing(&archive, &raw);
     let interesting: Vec<&str> = listing
         .lines()
         .filter(|line| {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use expect_test::expect;
 
-use crate::util::{Scratch, fold, have, ok, run, s, stderr, stdout, tool};
+use crate::util::{Scratch, fold, gnu_cpio_listing, have, ok, run, s, stderr, stdout, tool};
 
 /// Every kind the issue names: console 5,1 0600, fifo, socket, setuid 4755, a 3-name
 /// hard-link group, a symlink, a file owned by 1000:1000.
@@ -41,21 +41,7 @@ fn cpio_gz_is_read_back_exactly_by_gnu_cpio_and_bsdtar() {
         return;
     }
     let raw = scratch.join("out.cpio");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "gzip -dc < {} > {}",
-            archive.display(),
-            raw.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let listing = tool(
-        "cpio",
-        &["-itv", "--numeric-uid-gid", "--quiet"],
-        Some(&raw),
-    );
+    let listing = gnu_cpio_listing(&archive, &raw);
     expect![[r#"
         drwxr-xr-x 2 0 0 0 Jan 1 2000 bin
         -rwsr-xr-x 1 0 0 23 Jan 1 2000 bin/busybox

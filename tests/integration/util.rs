@@ -182,3 +182,15 @@ pub fn fold(text: &str) -> String {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
+
+/// GNU cpio's `-itv --numeric-uid-gid` listing of a gzip-compressed archive, which is
+/// first decompressed to `raw` (GNU cpio reads no compression itself).
+pub fn gnu_cpio_listing(archive: &Path, raw: &Path) -> String {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -dc < '{}' > '{}'", s(archive), s(raw)))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tool("cpio", &["-itv", "--numeric-uid-gid", "--quiet"], Some(raw))
+}
