@@ -6,6 +6,7 @@
 
 mod arch;
 mod archive;
+mod config;
 mod deb;
 mod elf;
 mod init;
@@ -73,6 +74,8 @@ enum Command {
         manifest: bool,
         archive: PathBuf,
     },
+    /// Load and validate a board config (following `inherit`) and print it resolved.
+    Config { board: PathBuf },
     /// Check that every ELF object in an archive finds its loader and libraries inside the
     /// archive, for the given arch; exit 1 when one does not.
     Check {
@@ -137,6 +140,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             archive,
         } => ls(&archive, list, manifest),
         Command::Diff { a, b } => diff(&a, &b),
+        Command::Config { board } => {
+            let board = config::Board::load(&board).map_err(|err| UsageError(err.to_string()))?;
+            write_stdout(board.describe().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check {
             arch,
             explain,

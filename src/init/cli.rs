@@ -316,6 +316,24 @@ pub fn parse(args: &[OsString]) -> Result<Request, Failure> {
     })
 }
 
+/// Validates maker arguments as a board states them, before the image's passwd exists:
+/// `-u NAME` is resolved later against the image, so it is left out here.
+pub fn parse_without_users(args: &[OsString]) -> Result<(), String> {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut index = 0;
+    while index < args.len() {
+        if args[index] == "-u" && index + 1 < args.len() {
+            index += 2;
+            continue;
+        }
+        kept.push(args[index].clone());
+        index += 1;
+    }
+    parse(&kept).map(|_| ()).map_err(|failure| match failure {
+        Failure::Usage(text) | Failure::Invalid(text) | Failure::System(text) => text,
+    })
+}
+
 fn show(bytes: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(bytes))
 }
