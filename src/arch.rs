@@ -25,6 +25,15 @@ impl Arch {
         Arch::ALL.into_iter().find(|arch| arch.name() == name)
     }
 
+    /// Debian's architecture name.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+            Arch::Armv7 => "armhf",
+        }
+    }
+
     /// `e_machine` of the arch's ELF objects.
     pub fn elf_machine(self) -> u16 {
         match self {

@@ -118,6 +118,32 @@ fn parse_control(tree: &Tree) -> Result<BTreeMap<String, String>, String> {
     Ok(parse_fields(&String::from_utf8_lossy(&bytes)))
 }
 
+/// Only the control fields of a .deb (data.tar is not read).
+pub fn read_control(path: &Path) -> Result<BTreeMap<String, String>, DebError> {
+    let io = |source| DebError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |what: String| DebError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut archive = ar::Archive::new(BufReader::new(file));
+    while let Some(entry) = archive.next_entry() {
+        let mut entry = entry.map_err(io)?;
+        let member = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if member.starts_with("control.tar") {
+            let tree = read::read_stream(&mut entry, &path.join(&member))
+                .map_err(|err| invalid(format!("member {member}: {err}")))?
+                .tree;
+            return parse_control(&tree)
+                .map_err(|what| invalid(format!("member {member}: {what}")));
+        }
+    }
+    Err(invalid("no control.tar member".to_string()))
+}
+
 /// RFC 822-style fields; continuation lines are joined with a newline.
 pub fn parse_fields(text: &str) -> BTreeMap<String, String> {
     let mut fields = BTreeMap::new();

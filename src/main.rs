@@ -12,6 +12,7 @@ mod busybox;
 mod config;
 mod deb;
 mod elf;
+mod fetch;
 mod init;
 mod listing;
 mod overlay;
@@ -76,6 +77,17 @@ enum Command {
         #[arg(long)]
         manifest: bool,
         archive: PathBuf,
+    },
+    /// Download a board's .deb files (its packages' Depends closure and its kernel) into
+    /// the cache, through the host's apt configuration, without root.
+    Fetch {
+        board: PathBuf,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+        /// Refresh the package lists even if they are less than a day old.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Load and validate a board config (following `inherit`) and print it resolved.
     Config { board: PathBuf },
@@ -143,6 +155,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             archive,
         } => ls(&archive, list, manifest),
         Command::Diff { a, b } => diff(&a, &b),
+        Command::Fetch {
+            board,
+            offline,
+            refresh,
+        } => {
+            let board = config::Board::load(&board).map_err(|err| UsageError(err.to_string()))?;
+            let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
+            let mut text = String::new();
+            for (package, path) in &debs {
+                text.push_str(&format!("{package} {}\n", path.display()));
+            }
+            write_stdout(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config { board } => {
             let board = config::Board::load(&board).map_err(|err| UsageError(err.to_string()))?;
             write_stdout(board.describe().as_bytes())?;
@@ -339,6 +365,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<spec::SpecError>()
             || cause.is::<tree::TreeError>()
             || cause.is::<tree::PathError>()
+            || cause.is::<fetch::MissingPackage>()
         {
             return EXIT_USAGE;
         }

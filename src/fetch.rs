@@ -1,0 +1,457 @@
+//! Getting a board's .deb files: the Depends closure of its packages, downloaded through
+//! the host's own apt configuration into kiln's cache, without root and without touching
+//! the host's dpkg architectures: each target arch gets a private apt state directory
+//! (lists, caches, an empty dpkg status) under the cache. `--offline DIR` takes the .debs
+//! from a directory instead, reading their control files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::arch::Arch;
+use crate::deb;
+
+/// Where kiln keeps downloads: `$KILN_CACHE`, else `$XDG_CACHE_HOME/kiln`, else
+/// `~/.cache/kiln`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("kiln");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache/kiln")
+}
+
+/// One package's index fields.
+#[derive(Clone, Debug)]
+pub struct Stanza {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    /// Depends and Pre-Depends, each a list of alternatives (names only).
+    pub depends: Vec<Vec<String>>,
+}
+
+impl Stanza {
+    fn from_fields(fields: &BTreeMap<String, String>) -> Option<Stanza> {
+        let mut depends = Vec::new();
+        for key in ["Pre-Depends", "Depends"] {
+            if let Some(value) = fields.get(key) {
+                depends.extend(parse_depends(value));
+            }
+        }
+        Some(Stanza {
+            package: fields.get("Package")?.clone(),
+            version: fields.get("Version")?.clone(),
+            architecture: fields.get("Architecture")?.clone(),
+            depends,
+        })
+    }
+}
+
+/// `a (>= 1), b | c:any` → `[[a], [b, c]]`.
+pub fn parse_depends(value: &str) -> Vec<Vec<String>> {
+    value
+        .split(',')
+        .map(|group| {
+            group
+                .split('|')
+                .filter_map(|alternative| {
+                    let name = alternative.split_whitespace().next()?;
+                    let name = name.split(':').next()?;
+                    (!name.is_empty()).then(|| name.to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|group| !group.is_empty())
+        .collect()
+}
+
+/// A package the board needs that the index (or the offline directory) lacks.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "package {package} (needed by {wanted_by}) is not available for this arch\nnote: check its name, that it exists for the board's arch, or the --offline directory"
+)]
+pub struct MissingPackage {
+    pub package: String,
+    pub wanted_by: String,
+}
+
+/// Finds the index stanzas of some package names; unknown names are left out.
+pub type Lookup<'a> = dyn FnMut(&[String]) -> Result<BTreeMap<String, Stanza>> + 'a;
+
+/// The Depends closure of `roots`, never entering `exclude`. For each dependency the
+/// first alternative that exists is taken. Errors name the package that needs a missing one.
+pub fn closure(
+    roots: &[String],
+    exclude: &BTreeSet<String>,
+    lookup: &mut Lookup,
+) -> Result<BTreeMap<String, Stanza>> {
+    let mut known: BTreeMap<String, Stanza> = BTreeMap::new();
+    let mut frontier: Vec<(String, String)> = roots
+        .iter()
+        .map(|root| (root.clone(), "the board".to_string()))
+        .collect();
+    while !frontier.is_empty() {
+        let wanted: Vec<String> = frontier
+            .iter()
+            .flat_map(|(name, _)| [name.clone()])
+            .filter(|name| !known.contains_key(name))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let found = lookup(&wanted)?;
+        let mut next = Vec::new();
+        for (name, wanted_by) in &frontier {
+            if known.contains_key(name) {
+                continue;
+            }
+            let Some(stanza) = found.get(name) else {
+                return Err(MissingPackage {
+                    package: name.clone(),
+                    wanted_by: wanted_by.clone(),
+                }
+                .into());
+            };
+            known.insert(name.clone(), stanza.clone());
+            for group in &stanza.depends {
+                if group
+                    .iter()
+                    .any(|alternative| exclude.contains(alternative))
+                {
+                    continue;
+                }
+                if group
+                    .iter()
+                    .any(|alternative| known.contains_key(alternative))
+                {
+                    continue;
+                }
+                // Prefer an alternative that is available; the index tells which.
+                let choice = if group.len() == 1 {
+                    group[0].clone()
+                } else {
+                    let available = lookup(group)?;
+                    group
+                        .iter()
+                        .find(|alternative| available.contains_key(*alternative))
+                        .cloned()
+                        .unwrap_or_else(|| group[0].clone())
+                };
+                next.push((choice, name.clone()));
+            }
+        }
+        frontier = next;
+    }
+    Ok(known)
+}
+
+/// apt with a private state directory for one target arch.
+pub struct Apt {
+    pub arch: Arch,
+    state: PathBuf,
+}
+
+impl Apt {
+    pub fn new(cache: &Path, arch: Arch) -> Result<Apt> {
+        let state = cache.join("apt").join(arch.debian());
+        for dir in ["lists/partial", "cache/archives/partial"] {
+            fs::create_dir_all(state.join(dir))
+                .with_context(|| format!("unable to create {}", state.join(dir).display()))?;
+        }
+        let status = state.join("status");
+        if !status.exists() {
+            fs::write(&status, "")
+                .with_context(|| format!("unable to create {}", status.display()))?;
+        }
+        Ok(Apt { arch, state })
+    }
+
+    fn options(&self) -> Vec<String> {
+        let state = self.state.display();
+        // apt drops to its sandbox user for downloads; make that the user kiln runs as,
+        // who owns the private state.
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "root".to_string(), |user| user.name);
+        let arch = self.arch.debian();
+        [
+            format!("Dir::State={state}"),
+            format!("Dir::State::Lists={state}/lists"),
+            format!("Dir::State::status={state}/status"),
+            format!("Dir::Cache={state}/cache"),
+            format!("Dir::Cache::Archives={state}/cache/archives"),
+            format!("APT::Architecture={arch}"),
+            format!("APT::Architectures={arch}"),
+            "Debug::NoLocking=1".to_string(),
+            format!("APT::Sandbox::User={user}"),
+        ]
+        .into_iter()
+        .flat_map(|option| ["-o".to_string(), option])
+        .collect()
+    }
+
+    fn run(&self, program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
+        let mut command = Command::new(program);
+        command.args(self.options()).args(args).env("LC_ALL", "C");
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let output = command.output().with_context(|| {
+            format!("unable to run {program} (note: kiln fetches through the host's apt; install apt, or use --offline DIR)")
+        })?;
+        if !output.status.success() {
+            bail!(
+                "{program} {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `apt-get update` for this arch, unless its lists are younger than a day.
+    pub fn update(&self, force: bool) -> Result<()> {
+        let stamp = self.state.join("updated");
+        let fresh = fs::metadata(&stamp)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|time| time.elapsed().ok())
+            .is_some_and(|age| age.as_secs() < 86_400);
+        if fresh && !force {
+            return Ok(());
+        }
+        // A foreign-arch index out of sync makes update exit 100 while what kiln needs is
+        // there; missing packages are caught by `show` below.
+        if let Err(err) = self.run("apt-get", &["-q", "update"], None) {
+            eprintln!("kiln: warning: {err:#}");
+        }
+        fs::write(&stamp, "").with_context(|| format!("unable to write {}", stamp.display()))?;
+        Ok(())
+    }
+
+    /// Candidate stanzas of the named packages; names apt does not know are left out.
+    pub fn show(&self, names: &[String]) -> Result<BTreeMap<String, Stanza>> {
+        let mut found = BTreeMap::new();
+        for name in names {
+            // One call per name: apt-cache fails the whole call on a virtual package.
+            let Ok(text) = self.run("apt-cache", &["show", "--no-all-versions", name], None) else {
+                continue;
+            };
+            for block in text.split("\n\n") {
+                if let Some(stanza) = Stanza::from_fields(&deb::parse_fields(block)) {
+                    found.insert(stanza.package.clone(), stanza);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Downloads the packages' candidate versions into `dir` (skipping those present)
+    /// and returns package → .deb path.
+    pub fn download(
+        &self,
+        packages: &BTreeMap<String, Stanza>,
+        dir: &Path,
+    ) -> Result<BTreeMap<String, PathBuf>> {
+        fs::create_dir_all(dir).with_context(|| format!("unable to create {}", dir.display()))?;
+        let mut paths = BTreeMap::new();
+        let mut missing = Vec::new();
+        for stanza in packages.values() {
+            let file = dir.join(format!(
+                "{}_{}_{}.deb",
+                stanza.package,
+                stanza.version.replace(':', "%3a"),
+                stanza.architecture
+            ));
+            if !file.exists() {
+                missing.push(format!("{}={}", stanza.package, stanza.version));
+            }
+            paths.insert(stanza.package.clone(), file);
+        }
+        if !missing.is_empty() {
+            let mut args = vec!["-q", "download"];
+            args.extend(missing.iter().map(String::as_str));
+            self.run("apt-get", &args, Some(dir))?;
+        }
+        for (package, path) in &paths {
+            if !path.exists() {
+                bail!(
+                    "apt-get download did not produce {} for {package}",
+                    path.display()
+                );
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// Index of the .debs in a directory, for `--offline`: package name → (stanza, path).
+pub fn offline_index(dir: &Path, arch: Arch) -> Result<BTreeMap<String, (Stanza, PathBuf)>> {
+    let mut index = BTreeMap::new();
+    let entries = fs::read_dir(dir).with_context(|| format!("unable to read {}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let package = deb::read_control(&path)?;
+        let Some(stanza) = Stanza::from_fields(&package) else {
+            bail!(
+                "{}: control lacks Package, Version or Architecture",
+                path.display()
+            );
+        };
+        if stanza.architecture == arch.debian() || stanza.architecture == "all" {
+            index.insert(stanza.package.clone(), (stanza, path));
+        }
+    }
+    Ok(index)
+}
+
+/// The board's packages, fetched: package name -> .deb path. Kernel metapackages bring
+/// only their `linux-image-*` dependency, not the kernel's userland tools.
+pub fn fetch_board(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    refresh: bool,
+) -> Result<BTreeMap<String, PathBuf>> {
+    let mut roots: Vec<String> = board.packages.clone();
+    roots.extend(board.select.keys().cloned());
+    let exclude: BTreeSet<String> = board.exclude.iter().cloned().collect();
+    let arch = board.arch;
+    let mut offline_index = match offline {
+        Some(dir) => Some(offline_index(dir, arch)?),
+        None => None,
+    };
+    let apt = match offline {
+        Some(_) => None,
+        None => {
+            let apt = Apt::new(&cache_dir(), arch)?;
+            apt.update(refresh)?;
+            Some(apt)
+        }
+    };
+    let mut lookup = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
+        match (&apt, &offline_index) {
+            (Some(apt), _) => apt.show(names),
+            (None, Some(index)) => Ok(names
+                .iter()
+                .filter_map(|name| {
+                    index
+                        .get(name)
+                        .map(|(stanza, _)| (name.clone(), stanza.clone()))
+                })
+                .collect()),
+            (None, None) => unreachable!("either apt or an offline index"),
+        }
+    };
+    let mut packages = closure(&roots, &exclude, &mut lookup)?;
+    if let Some(kernel) = &board.kernel_package {
+        let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
+            let mut found = lookup(names)?;
+            for stanza in found.values_mut() {
+                stanza
+                    .depends
+                    .retain(|group| group.iter().any(|name| name.starts_with("linux-image-")));
+            }
+            Ok(found)
+        };
+        packages.extend(closure(
+            std::slice::from_ref(kernel),
+            &exclude,
+            &mut kernel_only,
+        )?);
+    }
+    match (&apt, offline_index.take()) {
+        (Some(apt), _) => {
+            let dir = cache_dir().join("debs").join(arch.debian());
+            apt.download(&packages, &dir)
+        }
+        (None, Some(index)) => Ok(packages
+            .keys()
+            .filter_map(|name| {
+                index
+                    .get(name)
+                    .map(|(_, path)| (name.clone(), path.clone()))
+            })
+            .collect()),
+        (None, None) => unreachable!("either apt or an offline index"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stanza(name: &str, depends: &str) -> Stanza {
+        Stanza {
+            package: name.to_string(),
+            version: "1".to_string(),
+            architecture: "arm64".to_string(),
+            depends: parse_depends(depends),
+        }
+    }
+
+    #[test]
+    fn depends_are_parsed_to_names() {
+        assert_eq!(
+            parse_depends("libc6 (>= 2.34), libfoo | libbar (<< 2), awk:any"),
+            vec![vec!["libc6"], vec!["libfoo", "libbar"], vec!["awk"]]
+        );
+        assert!(parse_depends("").is_empty());
+    }
+
+    #[test]
+    fn closure_follows_depends_and_honours_exclude() {
+        let index: BTreeMap<String, Stanza> = [
+            stanza("s6", "libc6, libs6-2.11 (= 2.11.3.2-1), libskarnet2.13"),
+            stanza("libs6-2.11", "libc6, libskarnet2.13"),
+            stanza("libskarnet2.13", "libc6"),
+            stanza("libc6", "libgcc-s1"),
+            stanza("libgcc-s1", "gcc-12-base, libc6"),
+            stanza("gcc-12-base", ""),
+            stanza("tool", "mawk | gawk"),
+            stanza("gawk", "libc6"),
+        ]
+        .into_iter()
+        .map(|stanza| (stanza.package.clone(), stanza))
+        .collect();
+        let mut lookup = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
+            Ok(names
+                .iter()
+                .filter_map(|name| index.get(name).map(|s| (name.clone(), s.clone())))
+                .collect())
+        };
+        let exclude: BTreeSet<String> = ["libgcc-s1".to_string()].into();
+        let got = closure(
+            &["s6".to_string(), "tool".to_string()],
+            &exclude,
+            &mut lookup,
+        )
+        .unwrap();
+        assert_eq!(
+            got.keys().cloned().collect::<Vec<_>>(),
+            vec![
+                "gawk",
+                "libc6",
+                "libs6-2.11",
+                "libskarnet2.13",
+                "s6",
+                "tool"
+            ]
+        );
+        let err = closure(&["nosuch".to_string()], &exclude, &mut lookup).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "package nosuch (needed by the board) is not available for this arch"
+        );
+    }
+}
