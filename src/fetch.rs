@@ -451,7 +451,8 @@ mod tests {
         let err = closure(&["nosuch".to_string()], &exclude, &mut lookup).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "package nosuch (needed by the board) is not available for this arch"
+            "package nosuch (needed by the board) is not available for this arch\n\
+             note: check its name, that it exists for the board's arch, or the --offline directory"
         );
     }
 }
