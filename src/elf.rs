@@ -188,6 +188,16 @@ fn is_compatible(tree: &Tree, path: &ArchivePath, arch: Arch) -> bool {
 /// Resolves an absolute path inside the image, following symlinks in every component
 /// (merged-/usr links included). Hard links resolve to their file. `None` if missing.
 pub fn resolve(tree: &Tree, path: &str) -> Option<ArchivePath> {
+    resolve_traced(tree, path, &mut Vec::new())
+}
+
+/// `resolve`, also recording every symlink it went through, so the same path can be
+/// rebuilt in another tree (pulling a library out of a package keeps its links).
+pub fn resolve_traced(
+    tree: &Tree,
+    path: &str,
+    trace: &mut Vec<ArchivePath>,
+) -> Option<ArchivePath> {
     let mut pending: Vec<String> = path
         .split('/')
         .filter(|part| !part.is_empty())
@@ -213,6 +223,7 @@ pub fn resolve(tree: &Tree, path: &str) -> Option<ArchivePath> {
                 if hops > MAX_HOPS {
                     return None;
                 }
+                trace.push(current.clone());
                 resolved.pop();
                 if target.starts_with('/') {
                     resolved.clear();
@@ -225,7 +236,10 @@ pub fn resolve(tree: &Tree, path: &str) -> Option<ArchivePath> {
                         .map(str::to_string),
                 );
             }
-            Kind::HardLink(file) if pending.is_empty() => return Some(file.clone()),
+            Kind::HardLink(file) if pending.is_empty() => {
+                trace.push(current.clone());
+                return Some(file.clone());
+            }
             _ => {}
         }
     }

@@ -6,8 +6,7 @@
 
 mod arch;
 mod archive;
-// Applet links are made by `kiln build`, which lands next; tested on its own until then.
-#[cfg_attr(not(test), allow(dead_code))]
+mod build;
 mod busybox;
 mod config;
 mod deb;
@@ -77,6 +76,23 @@ enum Command {
         #[arg(long)]
         manifest: bool,
         archive: PathBuf,
+    },
+    /// Build a board's root filesystem into archives (default: out/<board>/), with a
+    /// manifest and a per-package size report beside them.
+    Build {
+        board: PathBuf,
+        /// Output directory.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Formats instead of the board's [output] formats (repeatable).
+        #[arg(long)]
+        format: Vec<String>,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+        /// Print why each library is in the image.
+        #[arg(long)]
+        explain: bool,
     },
     /// Download a board's .deb files (its packages' Depends closure and its kernel) into
     /// the cache, through the host's apt configuration, without root.
@@ -155,6 +171,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             archive,
         } => ls(&archive, list, manifest),
         Command::Diff { a, b } => diff(&a, &b),
+        Command::Build {
+            board,
+            output,
+            format,
+            offline,
+            explain,
+        } => build(&board, output, &format, offline, explain),
         Command::Fetch {
             board,
             offline,
@@ -206,6 +229,60 @@ fn pack(output: &Path, format: Option<&str>, owner: &str, specs: &[String]) -> R
         tree.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn build(
+    board: &Path,
+    output: Option<PathBuf>,
+    formats: &[String],
+    offline: Option<PathBuf>,
+    explain: bool,
+) -> Result<ExitCode> {
+    let board = config::Board::load(board).map_err(|err| UsageError(err.to_string()))?;
+    let formats = if formats.is_empty() {
+        board.formats.clone()
+    } else {
+        formats
+            .iter()
+            .map(|name| output_format(Path::new(""), Some(name)))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let out_dir = output.unwrap_or_else(|| PathBuf::from("out").join(&board.name));
+    let request = build::Request {
+        board: &board,
+        out_dir: out_dir.clone(),
+        formats,
+        offline,
+    };
+    let built = build::build(&request)?;
+    let first = &built.outputs[0];
+    let readback = read_archive(first)?;
+    let manifest = out_dir.join(format!("{}.manifest", board.name));
+    let sizes = out_dir.join(format!("{}.sizes", board.name));
+    write_text(&manifest, &listing::gen_init_cpio(&readback.tree))?;
+    write_text(&sizes, &build::size_report(&built.tree))?;
+    for path in &built.outputs {
+        let len = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+        eprintln!(
+            "kiln: wrote {} ({len} bytes, {} entries)",
+            path.display(),
+            built.tree.len()
+        );
+    }
+    eprintln!("kiln: wrote {} and {}", manifest.display(), sizes.display());
+    if explain {
+        write_stdout(built.explain.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a small text file through a temp file and rename.
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    let temp = archive::TempFile::create(path)?;
+    std::fs::write(&temp.path, text)
+        .with_context(|| format!("unable to write {}", temp.path.display()))?;
+    temp.commit(path)?;
+    Ok(())
 }
 
 fn ls(path: &Path, list: bool, manifest: bool) -> Result<ExitCode> {

@@ -462,6 +462,10 @@ impl Tree {
         Ok(())
     }
 
+    pub fn remove(&mut self, path: &ArchivePath) -> Option<Node> {
+        self.nodes.remove(path)
+    }
+
     fn children_of<'a>(&'a self, dir: &'a ArchivePath) -> impl Iterator<Item = &'a ArchivePath> {
         self.nodes
             .range::<ArchivePath, _>((std::ops::Bound::Excluded(dir), std::ops::Bound::Unbounded))

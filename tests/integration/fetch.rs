@@ -73,3 +73,99 @@ fn fetch_downloads_the_closure_unprivileged_and_offline_agrees() {
         stderr(&missing)
     );
 }
+
+/// A cache shared by the build tests, writable by the unprivileged kiln.
+fn shared_cache() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// `kiln build` for the three qemu boards, unprivileged: the archive holds the init, the
+/// console node, the logger fifo, uncaught-logs owned by the board's log user from the
+/// image's passwd, s6-svscan for the right machine, and a complete ELF closure. Two
+/// builds are byte-identical, and the initramfs stays under 2.5 MB.
+#[test]
+fn build_qemu_boards_unprivileged() {
+    if !have("apt-get") || !have("cpio") {
+        return;
+    }
+    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
+        eprintln!("skipping: downloads ~200 MB; set KILN_NETWORK_TESTS=1 (always on under CI)");
+        return;
+    }
+    let cache = shared_cache();
+    for (board, arch, machine) in [
+        ("qemu-aarch64", "aarch64", "ARM aarch64"),
+        ("qemu-armv7", "armv7", "ARM, EABI5"),
+        ("qemu-x86_64", "x86_64", "x86-64"),
+    ] {
+        let scratch = Scratch::new(&format!("build-{board}"));
+        let config = format!("{}/board-configs/{board}.toml", env!("CARGO_MANIFEST_DIR"));
+        let mut archives = Vec::new();
+        for round in ["a", "b"] {
+            let out = scratch.join(round);
+            let output = crate::util::kiln()
+                .env("KILN_CACHE", &cache)
+                .args(["build", &config, "-o", s(&out)])
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{board}: {}", stderr(&output));
+            archives.push(out.join(format!("{board}.cpio.gz")));
+        }
+        let (first, second) = (
+            std::fs::read(&archives[0]).unwrap(),
+            std::fs::read(&archives[1]).unwrap(),
+        );
+        assert!(first == second, "{board}: two builds differ");
+        eprintln!("{board}: initramfs {} bytes", first.len());
+        assert!(
+            first.len() <= 2_500_000,
+            "{board}: {} bytes is over 2.5 MB",
+            first.len()
+        );
+        let listing = crate::util::gnu_cpio_listing(&archives[0], &scratch.join("raw.cpio"));
+        for wanted in [
+            "-rwxr-xr-x 1 0 0 ",
+            "crw------- 1 0 0 5, 1 Jan 1 2000 dev/console",
+            "prw------- 1 0 0 0 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log/fifo",
+            "drwx--S--- 2 70 70 0 Jan 1 2000 etc/s6-linux-init/run-image/uncaught-logs",
+            "-rw-r--r-- 1 0 0 ",
+        ] {
+            assert!(
+                listing.contains(wanted),
+                "{board}: no {wanted:?} in\n{listing}"
+            );
+        }
+        assert!(
+            listing
+                .lines()
+                .any(|line| line.starts_with("-rwxr-xr-x") && line.ends_with(" init")),
+            "{board}: no /init"
+        );
+        let passwd = scratch.join("x");
+        std::fs::create_dir(&passwd).unwrap();
+        let status = std::process::Command::new("sh")
+            .current_dir(&passwd)
+            .arg("-c")
+            .arg(format!(
+                "cpio -id --quiet etc/passwd usr/bin/s6-svscan < {}",
+                s(&scratch.join("raw.cpio"))
+            ))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let passwd_text = std::fs::read_to_string(passwd.join("etc/passwd")).unwrap();
+        assert!(passwd_text.contains("log:x:70:70:"), "{passwd_text}");
+        let file = std::process::Command::new("file")
+            .arg(passwd.join("usr/bin/s6-svscan"))
+            .output();
+        if let Ok(file) = file {
+            let text = stdout(&file);
+            assert!(text.is_empty() || text.contains(machine), "{board}: {text}");
+        }
+        let check = run(["check", "--arch", arch, s(&archives[0])]);
+        assert!(check.status.success(), "{board}: {}", stderr(&check));
+    }
+}

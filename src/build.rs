@@ -1,0 +1,476 @@
+//! `kiln build`: a board config becomes a root filesystem tree, then archives.
+//!
+//! Order, each step overriding the previous path by path: packages taken whole, selected
+//! paths of other packages, libraries pulled by the ELF closure, busybox applet links,
+//! overlays (with declared metadata), users, the generated s6 init, device tables,
+//! services. The kernel package is fetched for booting but never put in the image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::archive::{self, Container};
+use crate::config::{Board, RawMeta};
+use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::{busybox, deb, elf, fetch, init, overlay, spec};
+
+/// Paths of whole packages that an embedded image does without.
+const DROPPED: [&str; 6] = [
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/lintian",
+    "usr/share/locale",
+    "usr/share/bug",
+];
+
+/// What a build produced.
+pub struct Built {
+    pub tree: Tree,
+    pub outputs: Vec<PathBuf>,
+    /// Why each library is in, for `--explain`.
+    pub explain: String,
+}
+
+pub struct Request<'a> {
+    pub board: &'a Board,
+    pub out_dir: PathBuf,
+    pub formats: Vec<archive::Format>,
+    pub offline: Option<PathBuf>,
+}
+
+pub fn build(request: &Request) -> Result<Built> {
+    let board = request.board;
+    let debs = fetch::fetch_board(board, request.offline.as_deref(), false)?;
+    let mut image = Tree::new();
+    let mut pool = Tree::new();
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    for (package, path) in &debs {
+        if board.kernel_package.as_deref() == Some(package.as_str())
+            || package.starts_with("linux-image-")
+        {
+            continue;
+        }
+        let read = deb::read(path)?;
+        let origin = read.path.display().to_string();
+        owners.insert(origin.clone(), package.clone());
+        let data = without_docs(read.data);
+        if board.packages.contains(package) {
+            image.overlay(data.clone())?;
+        } else if let Some(patterns) = board.select.get(package) {
+            select(&mut image, &data, patterns, package)?;
+        }
+        pool.overlay(data)?;
+    }
+    relabel(&mut image, &owners);
+    relabel(&mut pool, &owners);
+
+    if let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = elf::resolve(&image, "/bin/busybox").and_then(|path| image.get(&path).cloned())
+    {
+        let bytes = content.read_all().context("unable to read busybox")?;
+        let applets = busybox::applets(&bytes, "/bin/busybox")?;
+        busybox::link(&mut image, &applets, "bin", "/bin/busybox");
+    }
+
+    for (source, dest, files) in &board.overlays {
+        load_overlay(&mut image, source, dest, files)?;
+    }
+    let log_user = add_users(&mut image, board)?;
+    let mut args = board.init_args.clone();
+    if let Some(index) = args.iter().position(|arg| arg == "-u") {
+        if let Some((uid, gid)) = log_user {
+            args[index + 1] = OsString::from(format!("{uid}:{gid}"));
+        }
+    }
+    args.push("image.cpio".into());
+    let maker =
+        init::cli::parse(&args).map_err(|failure| anyhow::anyhow!("[init]: {failure:?}"))?;
+    for warning in &maker.warnings {
+        eprintln!("kiln: warning: [init]: {warning}");
+    }
+    let generated = init::generate(&maker.config);
+    image.overlay(init::cli::image_tree(
+        &maker.config,
+        &generated,
+        Container::Cpio,
+    ))?;
+    for table in &board.devices {
+        let text = std::fs::read_to_string(table)
+            .with_context(|| format!("unable to read device table {}", table.display()))?;
+        spec::apply_makedevs(&mut image, table, &text)?;
+    }
+    for service in &board.services {
+        let name = service
+            .file_name()
+            .and_then(|name| name.to_str())
+            .with_context(|| format!("{}: bad service directory name", service.display()))?;
+        let dest = ArchivePath::new(&format!("etc/s6/services/{name}"))?;
+        overlay::load_dir(&mut image, service, Some(&dest), (0, 0))?;
+    }
+
+    let links = pull_libraries(&mut image, &pool, board)?;
+    check_init_programs(&image, &maker.config)?;
+
+    let mut outputs = Vec::new();
+    std::fs::create_dir_all(&request.out_dir)
+        .with_context(|| format!("unable to create {}", request.out_dir.display()))?;
+    let mut options = archive::Options::from_env()?;
+    options.user_names = names_of(&image, "etc/passwd");
+    options.group_names = names_of(&image, "etc/group");
+    for format in &request.formats {
+        let path = request
+            .out_dir
+            .join(format!("{}.{}", board.name, format.name()));
+        archive::write_file(&image, *format, &path, &options)
+            .with_context(|| format!("unable to write {}", path.display()))?;
+        outputs.push(path);
+    }
+    let explain = explain(&links, &image);
+    Ok(Built {
+        tree: image,
+        outputs,
+        explain,
+    })
+}
+
+/// Names nodes by package (`busybox-static`) instead of the spool path.
+fn relabel(tree: &mut Tree, owners: &BTreeMap<String, String>) {
+    for (_, node) in tree.iter_mut() {
+        let origin = node.origin.to_string();
+        if let Some((deb, package)) = owners
+            .iter()
+            .find(|(deb, _)| origin.starts_with(deb.as_str()))
+        {
+            let _ = deb;
+            node.origin = package.as_str().into();
+        }
+    }
+}
+
+fn without_docs(tree: Tree) -> Tree {
+    let mut kept = Tree::new();
+    for (path, node) in tree.iter() {
+        let dropped = DROPPED.iter().any(|prefix| {
+            let prefix = ArchivePath::new(prefix).expect("literal");
+            path.starts_with(&prefix)
+        });
+        if !dropped {
+            // Same paths, same order: cannot conflict.
+            let _ = kept.replace(path.clone(), node.clone());
+        }
+    }
+    kept
+}
+
+/// Copies the paths of `data` matching `patterns` (`*` and `?` within a component),
+/// and the symlinks among them, into `image`.
+fn select(image: &mut Tree, data: &Tree, patterns: &[String], package: &str) -> Result<()> {
+    for pattern in patterns {
+        let mut matched = 0;
+        for (path, node) in data.iter() {
+            if node.kind != Kind::Dir && glob(pattern.trim_start_matches('/'), path.as_str()) {
+                image.replace(path.clone(), node.clone())?;
+                matched += 1;
+            }
+        }
+        if matched == 0 {
+            let near: Vec<String> = data
+                .iter()
+                .filter(|(_, node)| node.kind != Kind::Dir)
+                .map(|(path, _)| path.to_string())
+                .take(8)
+                .collect();
+            bail!(
+                "[packages.select] {package}: {pattern} matches nothing\nnote: the package has e.g. {}",
+                near.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Shell-style glob on whole paths: `*` and `?` never cross a `/`.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn matches(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                matches(&pattern[1..], text)
+                    || (!text.is_empty() && text[0] != b'/' && matches(pattern, &text[1..]))
+            }
+            (Some(b'?'), Some(&c)) if c != b'/' => matches(&pattern[1..], &text[1..]),
+            (Some(p), Some(c)) if p == c => matches(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    matches(pattern.as_bytes(), text.as_bytes())
+}
+
+/// An overlay with kiln's metadata rules: dirs 0755, files 0755 when executable in the
+/// checkout else 0644, owner 0:0; `files` entries override (git keeps only the x bit).
+fn load_overlay(
+    image: &mut Tree,
+    source: &Path,
+    dest: &str,
+    files: &BTreeMap<String, RawMeta>,
+) -> Result<()> {
+    let dest = match ArchivePath::new(dest) {
+        Ok(path) => Some(path),
+        Err(crate::tree::PathError::Empty) => None,
+        Err(err) => bail!("overlay dest {dest:?}: {err}"),
+    };
+    let mut sub = Tree::new();
+    overlay::load_dir(&mut sub, source, dest.as_ref(), (0, 0))?;
+    for (path, node) in sub.iter_mut() {
+        let executable = node.meta.mode & 0o111 != 0;
+        node.meta.mode = match node.kind {
+            Kind::Dir => 0o755,
+            Kind::Symlink(_) => 0o777,
+            _ if executable => 0o755,
+            _ => 0o644,
+        };
+        let key = path.as_str();
+        if let Some(declared) = files
+            .iter()
+            .find(|(declared, _)| declared.trim_start_matches('/') == key)
+            .map(|(_, meta)| meta)
+        {
+            if let Some(mode) = &declared.mode {
+                node.meta.mode = u16::from_str_radix(mode, 8)
+                    .ok()
+                    .filter(|mode| *mode <= 0o7777)
+                    .with_context(|| format!("[[overlays]] files.{key:?}: bad mode {mode:?}"))?;
+            }
+            node.meta.uid = declared.uid.unwrap_or(node.meta.uid);
+            node.meta.gid = declared.gid.unwrap_or(node.meta.gid);
+        }
+    }
+    // Files kept only to keep a directory in git.
+    let keeps: Vec<ArchivePath> = sub
+        .iter()
+        .filter(|(path, _)| path.file_name() == ".keep")
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in keeps {
+        sub.remove(&path);
+    }
+    image.overlay(sub)?;
+    Ok(())
+}
+
+/// /etc/passwd, /etc/group and /etc/shadow (locked) from the board, and home dirs.
+/// Returns the log user's uid and gid when the board names one.
+fn add_users(image: &mut Tree, board: &Board) -> Result<Option<(u32, u32)>> {
+    if board.users.is_empty() {
+        return Ok(None);
+    }
+    let origin = format!("{} [[users]]", board.file.display());
+    let (mut passwd, mut shadow) = (String::new(), String::new());
+    let mut groups: BTreeMap<u32, (String, Vec<String>)> = BTreeMap::new();
+    for group in &board.groups {
+        groups.insert(
+            group.gid,
+            (
+                group.name.clone(),
+                group.members.clone().unwrap_or_default(),
+            ),
+        );
+    }
+    for user in &board.users {
+        let home = user.home.clone().unwrap_or_else(|| "/".to_string());
+        let shell = user
+            .shell
+            .clone()
+            .unwrap_or_else(|| "/bin/false".to_string());
+        let _ = writeln!(
+            passwd,
+            "{}:x:{}:{}::{}:{}",
+            user.name, user.uid, user.gid, home, shell
+        );
+        let _ = writeln!(shadow, "{}:!:0:0:99999:7:::", user.name);
+        groups
+            .entry(user.gid)
+            .or_insert_with(|| (user.name.clone(), Vec::new()));
+        if let Ok(home_path) = ArchivePath::new(&home) {
+            let node = Node::new(Kind::Dir, Meta::new(0o755, user.uid, user.gid), &origin);
+            image.replace(home_path, node)?;
+        }
+    }
+    let mut group_text = String::new();
+    for (gid, (name, members)) in &groups {
+        let _ = writeln!(group_text, "{name}:x:{gid}:{}", members.join(","));
+    }
+    for (path, text, mode) in [
+        ("etc/passwd", passwd, 0o644),
+        ("etc/group", group_text, 0o644),
+        ("etc/shadow", shadow, 0o600),
+    ] {
+        let node = Node::new(Kind::File(Content::inline(text)), Meta::root(mode), &origin);
+        image.replace(ArchivePath::new(path)?, node)?;
+    }
+    let log_name = board
+        .init_args
+        .iter()
+        .position(|arg| arg == "-u")
+        .and_then(|index| board.init_args.get(index + 1))
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "nobody".to_string());
+    let found = board
+        .users
+        .iter()
+        .find(|user| user.name == log_name)
+        .map(|user| (user.uid, user.gid));
+    if found.is_none()
+        && !log_name.contains(':')
+        && log_name.parse::<u32>().is_err()
+        && log_name != "nobody"
+    {
+        bail!(
+            "{}: [init] log_user: user {log_name:?} not found in the image's passwd (note: add it to [[users]])",
+            board.file.display()
+        );
+    }
+    Ok(found)
+}
+
+/// Pulls missing loaders and libraries out of the fetched packages until every ELF object
+/// is satisfied; fails naming what is still missing.
+fn pull_libraries(image: &mut Tree, pool: &Tree, board: &Board) -> Result<Vec<elf::Link>> {
+    for _round in 0..32 {
+        let errors = match elf::check(image, board.arch) {
+            Ok(links) => return Ok(links),
+            Err(errors) => errors,
+        };
+        let mut progress = false;
+        for error in &errors {
+            let elf::ElfError::Missing { how, needed, .. } = error else {
+                continue;
+            };
+            let candidates: Vec<String> = if *how == "PT_INTERP" || needed.contains('/') {
+                vec![needed.clone()]
+            } else {
+                board
+                    .arch
+                    .default_library_dirs()
+                    .iter()
+                    .map(|dir| format!("{dir}/{needed}"))
+                    .collect()
+            };
+            for candidate in candidates {
+                let mut trace = Vec::new();
+                let Some(found) = elf::resolve_traced(pool, &candidate, &mut trace) else {
+                    continue;
+                };
+                trace.push(found);
+                for path in trace {
+                    if image.get(&path).is_none() {
+                        if let Some(node) = pool.get(&path) {
+                            image.insert(path.clone(), node.clone())?;
+                            progress = true;
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        if !progress {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            bail!(
+                "the image's ELF closure is incomplete:\n  {}\nnote: add the package that provides it to [packages] include",
+                text.join("\n  ")
+            );
+        }
+    }
+    bail!("the ELF closure did not settle after 32 rounds")
+}
+
+/// The maker's target checks: execlineb, export and cd exist in the execline bindir.
+fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
+    for program in ["execlineb", "export", "cd"] {
+        let path = format!("{}/{program}", config.execline_bindir);
+        if elf::resolve(image, &path).is_none() {
+            bail!(
+                "[init] execline_bindir: {path} is not in the image (note: Debian's execline lives in /usr/lib/execline/bin)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn names_of(tree: &Tree, file: &str) -> BTreeMap<u32, String> {
+    let mut names = BTreeMap::new();
+    let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = tree.get(&ArchivePath::new(file).expect("literal"))
+    else {
+        return names;
+    };
+    for line in String::from_utf8_lossy(&content.read_all().unwrap_or_default()).lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if let (Some(name), Some(Ok(id))) =
+            (fields.first(), fields.get(2).map(|id| id.parse::<u32>()))
+        {
+            names.entry(id).or_insert_with(|| name.to_string());
+        }
+    }
+    names
+}
+
+/// `--explain`: each object's dependencies, with the package each library came from.
+fn explain(links: &[elf::Link], image: &Tree) -> String {
+    let mut out = String::new();
+    let mut seen = BTreeSet::new();
+    for link in links {
+        if seen.insert(&link.object) {
+            let _ = writeln!(out, "{}", link.object);
+        }
+        let package = image.get(&link.found).map_or("?", |node| &node.origin);
+        let _ = writeln!(
+            out,
+            "  {} {} -> {} ({package})",
+            link.how, link.needed, link.found
+        );
+    }
+    out
+}
+
+/// Bytes each package (or other origin) contributes, largest first.
+pub fn size_report(tree: &Tree) -> String {
+    let mut sizes: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+    for (_, node) in tree.iter() {
+        let entry = sizes.entry(node.origin.to_string()).or_default();
+        if let Kind::File(content) = &node.kind {
+            entry.0 += content.len();
+        }
+        entry.1 += 1;
+    }
+    let mut rows: Vec<_> = sizes.into_iter().collect();
+    rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    let mut out = String::from("bytes\tentries\tfrom\n");
+    for (origin, (bytes, entries)) in rows {
+        let _ = writeln!(out, "{bytes}\t{entries}\t{origin}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_stay_within_a_component() {
+        assert!(glob("usr/bin/s6-*", "usr/bin/s6-svscan"));
+        assert!(!glob("usr/bin/s6-*", "usr/bin/s6/x"));
+        assert!(glob("usr/lib/execline/bin/*", "usr/lib/execline/bin/cd"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "a/c"));
+        assert!(!glob("usr/bin/x", "usr/bin/xy"));
+    }
+}
