@@ -547,7 +547,8 @@ fn added_services_start_and_restart_and_a_second_signal_changes_nothing() {
                 printf '#!/bin/sh\\necho svc started\\nexec sleep 1000\\n' > $S/run/service/svc/run\n\
                 chmod +x $S/run/service/svc/run\n\
                 s6-svscanctl -a $S/run/service\n\
-                s6-svwait -u -t 2000 $S/run/service/svc && echo \"stage2: svc up\"\n\
+                for i in $(seq 50); do [ -e $S/run/service/svc/supervise/status ] && break; sleep 0.1; done\n\
+                s6-svwait -u -t 5000 $S/run/service/svc && echo \"stage2: svc up\"\n\
                 first=$(s6-svstat -p $S/run/service/svc); kill $first\n\
                 for i in $(seq 60); do second=$(s6-svstat -p $S/run/service/svc); [ \"$second\" != \"$first\" ] && [ \"$second\" -gt 0 ] && break; sleep 0.1; done\n\
                 [ \"$second\" != \"$first\" ] && [ \"$second\" -gt 0 ] && echo \"stage2: svc restarted\"\n\
@@ -588,7 +589,8 @@ fn example_rc_tini_brings_services_down() {
                 printf '#!/bin/sh\\necho svc started\\nexec sleep 1000\\n' > $S/run/service/svc/run\n\
                 chmod +x $S/run/service/svc/run\n\
                 s6-svscanctl -a $S/run/service\n\
-                s6-svwait -u -t 2000 $S/run/service/svc && echo \"stage2: svc up\"";
+                for i in $(seq 50); do [ -e $S/run/service/svc/supervise/status ] && break; sleep 0.1; done\n\
+                s6-svwait -u -t 5000 $S/run/service/svc && echo \"stage2: svc up\"";
     let scandir_env = "S6_SCANDIR=__ROOT__/run/service";
     let Some(boot) = boot_with_finish(
         "maker-boot-rctini",
