@@ -49,6 +49,48 @@ pub fn is_deb(path: &Path) -> bool {
 
 /// Reads a .deb file.
 pub fn read(path: &Path) -> Result<Package, DebError> {
+    let members = scan(path, Members::All)?;
+    let invalid = |what: &str| DebError::Invalid {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    };
+    if !members.saw_version {
+        return Err(invalid("not a Debian package: no debian-binary member"));
+    }
+    Ok(Package {
+        path: path.to_path_buf(),
+        control: members
+            .control
+            .ok_or_else(|| invalid("no control.tar member"))?,
+        data: members.data.ok_or_else(|| invalid("no data.tar member"))?,
+    })
+}
+
+/// Only the control fields of a .deb (data.tar is not read).
+pub fn read_control(path: &Path) -> Result<BTreeMap<String, String>, DebError> {
+    scan(path, Members::ControlOnly)?
+        .control
+        .ok_or_else(|| DebError::Invalid {
+            path: path.to_path_buf(),
+            what: "no control.tar member".to_string(),
+        })
+}
+
+#[derive(PartialEq)]
+enum Members {
+    All,
+    ControlOnly,
+}
+
+#[derive(Default)]
+struct Scanned {
+    saw_version: bool,
+    control: Option<BTreeMap<String, String>>,
+    data: Option<Tree>,
+}
+
+/// Walks the ar members; stops after control.tar when only that is wanted.
+fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
     let io = |source| DebError::Io {
         path: path.to_path_buf(),
         source,
@@ -59,9 +101,7 @@ pub fn read(path: &Path) -> Result<Package, DebError> {
     };
     let file = File::open(path).map_err(io)?;
     let mut archive = ar::Archive::new(BufReader::new(file));
-    let mut control = None;
-    let mut data = None;
-    let mut saw_version = false;
+    let mut scanned = Scanned::default();
     while let Some(entry) = archive.next_entry() {
         let mut entry = entry.map_err(io)?;
         let member = String::from_utf8_lossy(entry.header().identifier())
@@ -77,32 +117,24 @@ pub fn read(path: &Path) -> Result<Package, DebError> {
                     version.trim()
                 )));
             }
-            saw_version = true;
+            scanned.saw_version = true;
         } else if member.starts_with("control.tar") {
             let tree = read::read_stream(&mut entry, &origin)
                 .map_err(|err| invalid(format!("member {member}: {err}")))?
                 .tree;
-            control = Some(
-                parse_control(&tree).map_err(|what| invalid(format!("member {member}: {what}")))?,
-            );
-        } else if member.starts_with("data.tar") {
+            let control =
+                parse_control(&tree).map_err(|what| invalid(format!("member {member}: {what}")))?;
+            scanned.control = Some(control);
+            if wanted == Members::ControlOnly {
+                break;
+            }
+        } else if member.starts_with("data.tar") && wanted == Members::All {
             let archive = read::read_stream(&mut entry, &origin)
                 .map_err(|err| invalid(format!("member {member}: {err}")))?;
-            data = Some(archive.tree);
+            scanned.data = Some(archive.tree);
         }
     }
-    if !saw_version {
-        return Err(invalid(
-            "not a Debian package: no debian-binary member".to_string(),
-        ));
-    }
-    let control = control.ok_or_else(|| invalid("no control.tar member".to_string()))?;
-    let data = data.ok_or_else(|| invalid("no data.tar member".to_string()))?;
-    Ok(Package {
-        path: path.to_path_buf(),
-        control,
-        data,
-    })
+    Ok(scanned)
 }
 
 fn parse_control(tree: &Tree) -> Result<BTreeMap<String, String>, String> {
@@ -116,32 +148,6 @@ fn parse_control(tree: &Tree) -> Result<BTreeMap<String, String>, String> {
     };
     let bytes = content.read_all().map_err(|err| err.to_string())?;
     Ok(parse_fields(&String::from_utf8_lossy(&bytes)))
-}
-
-/// Only the control fields of a .deb (data.tar is not read).
-pub fn read_control(path: &Path) -> Result<BTreeMap<String, String>, DebError> {
-    let io = |source| DebError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let invalid = |what: String| DebError::Invalid {
-        path: path.to_path_buf(),
-        what,
-    };
-    let file = File::open(path).map_err(io)?;
-    let mut archive = ar::Archive::new(BufReader::new(file));
-    while let Some(entry) = archive.next_entry() {
-        let mut entry = entry.map_err(io)?;
-        let member = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-        if member.starts_with("control.tar") {
-            let tree = read::read_stream(&mut entry, &path.join(&member))
-                .map_err(|err| invalid(format!("member {member}: {err}")))?
-                .tree;
-            return parse_control(&tree)
-                .map_err(|what| invalid(format!("member {member}: {what}")));
-        }
-    }
-    Err(invalid("no control.tar member".to_string()))
 }
 
 /// RFC 822-style fields; continuation lines are joined with a newline.
