@@ -77,14 +77,14 @@ enum Command {
         manifest: bool,
         archive: PathBuf,
     },
-    /// Build a board's root filesystem into archives (default: out/<board>/), with a
+    /// Build a board's root filesystem into archives (default: `out/BOARD/`), with a
     /// manifest and a per-package size report beside them.
     Build {
         board: PathBuf,
         /// Output directory.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Formats instead of the board's [output] formats (repeatable).
+        /// Formats instead of the board's `[output]` formats (repeatable).
         #[arg(long)]
         format: Vec<String>,
         /// Take .debs from this directory instead of downloading.
