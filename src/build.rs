@@ -59,9 +59,11 @@ pub fn build(request: &Request) -> Result<Built> {
         owners.insert(origin.clone(), package.clone());
         let data = without_docs(read.data);
         if board.packages.contains(package) {
-            image.overlay(data.clone())?;
+            image.overlay(relocate(&image, &data))?;
         } else if let Some(patterns) = board.select.get(package) {
-            select(&mut image, &data, patterns, package)?;
+            let mut chosen = Tree::new();
+            select(&mut chosen, &data, patterns, package)?;
+            image.overlay(relocate(&image, &chosen))?;
         }
         pool.overlay(data)?;
     }
@@ -137,6 +139,27 @@ pub fn build(request: &Request) -> Result<Built> {
         outputs,
         explain,
     })
+}
+
+/// Moves a package's paths through the image's symlinked directories (merged /usr:
+/// with `bin -> usr/bin` in the image, a package's `bin/sh` lands in `usr/bin/sh`), so
+/// package contents never collide with the image's links.
+fn relocate(image: &Tree, data: &Tree) -> Tree {
+    let mut moved = Tree::new();
+    for (path, node) in data.iter() {
+        let target = match (&node.kind, path.parent()) {
+            // A directory where the image has a link to one: the link's target.
+            (Kind::Dir, _) => elf::resolve_lenient(image, path.as_str()),
+            // Anything else keeps its own name under its resolved parent.
+            (_, Some(parent)) => elf::resolve_lenient(image, parent.as_str())
+                .and_then(|parent| parent.join(path.file_name()).ok()),
+            (_, None) => Some(path.clone()),
+        };
+        let target = target.unwrap_or_else(|| path.clone());
+        // Later entries of one package replace earlier ones, as extraction would.
+        let _ = moved.replace(target, node.clone());
+    }
+    moved
 }
 
 /// Names nodes by package (`busybox-static`) instead of the spool path.
@@ -462,7 +485,33 @@ pub fn size_report(tree: &Tree) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{glob, relocate};
+    use crate::tree::{ArchivePath, Kind, Meta, Tree};
+
+    #[test]
+    fn package_paths_follow_merged_usr_links() {
+        let mut image = Tree::new();
+        image.dir("usr/bin", Meta::root(0o755), "image").unwrap();
+        image.symlink("bin", "usr/bin", "image").unwrap();
+        let mut package = Tree::new();
+        package.dir("bin", Meta::root(0o755), "pkg").unwrap();
+        package
+            .file("bin/sh", "x", Meta::root(0o755), "pkg")
+            .unwrap();
+        package
+            .file("etc/x", "y", Meta::root(0o644), "pkg")
+            .unwrap();
+        let moved = relocate(&image, &package);
+        let paths: Vec<String> = moved.iter().map(|(path, _)| path.to_string()).collect();
+        assert_eq!(
+            paths,
+            vec!["/etc", "/etc/x", "/usr", "/usr/bin", "/usr/bin/sh"]
+        );
+        let mut merged = image.clone();
+        merged.overlay(moved).unwrap();
+        let bin = merged.get(&ArchivePath::new("bin").unwrap()).unwrap();
+        assert_eq!(bin.kind, Kind::Symlink("usr/bin".to_string()));
+    }
 
     #[test]
     fn globs_stay_within_a_component() {

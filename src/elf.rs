@@ -246,6 +246,25 @@ pub fn resolve_traced(
     ArchivePath::new(&resolved.join("/")).ok()
 }
 
+/// Like `resolve`, but a missing component is kept as written (with everything after
+/// it) instead of failing: where a path *would* land in the tree, merged-/usr links
+/// included. Returns `None` only for a symlink loop or a path that leaves the root.
+pub fn resolve_lenient(tree: &Tree, path: &str) -> Option<ArchivePath> {
+    let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    for existing in (1..=parts.len()).rev() {
+        let prefix = parts[..existing].join("/");
+        if let Some(resolved) = resolve(tree, &prefix) {
+            let mut full = resolved.as_str().to_string();
+            for rest in &parts[existing..] {
+                full.push('/');
+                full.push_str(rest);
+            }
+            return ArchivePath::new(&full).ok();
+        }
+    }
+    ArchivePath::new(path).ok()
+}
+
 /// Directories from the image's /etc/ld.so.conf, following `include` globs of the
 /// `dir/*.conf` form.
 fn ld_so_conf(tree: &Tree) -> Vec<String> {
