@@ -48,7 +48,18 @@ pub fn build(request: &Request) -> Result<Built> {
     let mut image = Tree::new();
     let mut pool = Tree::new();
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(debs.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} extracting {msg}")
+    {
+        bar.set_style(style);
+    }
     for (package, path) in &debs {
+        bar.set_message(package.clone());
+        bar.inc(1);
         if board.kernel_package.as_deref() == Some(package.as_str())
             || package.starts_with("linux-image-")
         {
@@ -67,6 +78,7 @@ pub fn build(request: &Request) -> Result<Built> {
         }
         pool.overlay(data)?;
     }
+    bar.finish_and_clear();
     relabel(&mut image, &owners);
     relabel(&mut pool, &owners);
 

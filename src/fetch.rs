@@ -276,6 +276,10 @@ impl Apt {
             paths.insert(stanza.package.clone(), file);
         }
         if !missing.is_empty() {
+            let bar =
+                crate::archive::progress_bar(&format!("downloading {} packages", missing.len()));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            let _finish = FinishOnDrop(bar);
             let mut args = vec!["-q", "download"];
             args.extend(missing.iter().map(String::as_str));
             self.run("apt-get", &args, Some(dir))?;
@@ -289,6 +293,15 @@ impl Apt {
             }
         }
         Ok(paths)
+    }
+}
+
+/// Clears a spinner however the scope ends.
+struct FinishOnDrop(indicatif::ProgressBar);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
 

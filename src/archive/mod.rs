@@ -226,21 +226,58 @@ pub fn write_file(
         "unable to write {}",
         temp.path.display()
     )))?;
+    let bar = progress_bar(&format!("writing {}", dest.display()));
+    let counted = Counted {
+        inner: file,
+        bar: bar.clone(),
+    };
     let writer = write(
         tree,
         format,
-        BufWriter::with_capacity(1 << 20, file),
+        BufWriter::with_capacity(1 << 20, counted),
         options,
     )?;
+    bar.finish_and_clear();
     writer
         .into_inner()
         .map_err(|err| err.into_error())
-        .and_then(|file| file.sync_all())
+        .and_then(|counted| counted.inner.sync_all())
         .map_err(ArchiveError::io(format!(
             "unable to write {}",
             temp.path.display()
         )))?;
     temp.commit(dest)
+}
+
+/// A spinner with a byte count on stderr, drawn only when stderr is a terminal.
+pub fn progress_bar(message: &str) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Counts bytes written into a progress bar.
+struct Counted<W: Write> {
+    inner: W,
+    bar: indicatif::ProgressBar,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A file created next to its destination and removed unless committed.

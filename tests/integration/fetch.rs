@@ -168,4 +168,36 @@ fn build_qemu_boards_unprivileged() {
         let check = run(["check", "--arch", arch, s(&archives[0])]);
         assert!(check.status.success(), "{board}: {}", stderr(&check));
     }
+    // --explain says why each library is in, with the package it came from.
+    let output = crate::util::kiln()
+        .env("KILN_CACHE", &cache)
+        .args([
+            "build",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/board-configs/qemu-aarch64.toml"
+            ),
+            "-o",
+            s(&Scratch::new("build-explain").path),
+            "--explain",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let explain = stdout(&output);
+    let block: Vec<&str> = explain
+        .lines()
+        .skip_while(|line| *line != "/usr/bin/s6-svscan")
+        .take(4)
+        .collect();
+    assert_eq!(
+        block,
+        vec![
+            "/usr/bin/s6-svscan",
+            "  PT_INTERP /lib/ld-linux-aarch64.so.1 -> /lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 (libc6)",
+            "  DT_NEEDED libskarnet.so.2.13 -> /usr/lib/aarch64-linux-gnu/libskarnet.so.2.13.1.1 (libskarnet2.13)",
+            "  DT_NEEDED libc.so.6 -> /lib/aarch64-linux-gnu/libc.so.6 (libc6)",
+        ],
+        "{explain}"
+    );
 }
