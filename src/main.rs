@@ -6,6 +6,7 @@
 
 mod arch;
 mod archive;
+mod boot;
 mod build;
 mod busybox;
 mod config;
@@ -94,6 +95,40 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Boot a board on QEMU and judge the boot by its serial console: exit 0 when every
+    /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1
+    /// when it booted but failed (panic, pid 1 died, a marker missing, timeout).
+    Boot {
+        board: PathBuf,
+        /// Boot this initramfs instead of building the board's.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Kernel image instead of the one in the board's kernel package.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Device tree instead of the board's.
+        #[arg(long)]
+        dtb: Option<PathBuf>,
+        /// Words added to the kernel command line.
+        #[arg(long)]
+        append: Option<String>,
+        /// Seconds before giving up (scaled by `KILN_TIMEOUT_SCALE`).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Text that must appear on the console (repeatable); then a clean power-off is
+        /// required too. Default: stage 2 finishing, after which QEMU is stopped.
+        #[arg(long)]
+        expect: Vec<String>,
+        /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
+        #[arg(long)]
+        interactive: bool,
+        /// QEMU accelerator: tcg (default; KVM is not assumed to work) or kvm.
+        #[arg(long, default_value = "tcg")]
+        accel: String,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+    },
     /// Download a board's .deb files (its packages' Depends closure and its kernel) into
     /// the cache, through the host's apt configuration, without root.
     Fetch {
@@ -178,6 +213,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             explain,
         } => build(&board, output, &format, offline, explain),
+        Command::Boot {
+            board,
+            image,
+            kernel,
+            dtb,
+            append,
+            timeout,
+            expect,
+            interactive,
+            accel,
+            offline,
+        } => boot(BootArgs {
+            board,
+            image,
+            kernel,
+            dtb,
+            append,
+            timeout,
+            expect,
+            interactive,
+            accel,
+            offline,
+        }),
         Command::Fetch {
             board,
             offline,
@@ -274,6 +332,118 @@ fn build(
         write_stdout(built.explain.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+struct BootArgs {
+    board: PathBuf,
+    image: Option<PathBuf>,
+    kernel: Option<PathBuf>,
+    dtb: Option<PathBuf>,
+    append: Option<String>,
+    timeout: u64,
+    expect: Vec<String>,
+    interactive: bool,
+    accel: String,
+    offline: Option<PathBuf>,
+}
+
+fn boot(args: BootArgs) -> Result<ExitCode> {
+    let board = config::Board::load(&args.board).map_err(|err| UsageError(err.to_string()))?;
+    if !["tcg", "kvm"].contains(&args.accel.as_str()) {
+        return Err(UsageError(format!("--accel {:?}: expected tcg or kvm", args.accel)).into());
+    }
+    let out_dir = PathBuf::from("out").join(&board.name);
+    let image = match args.image {
+        Some(image) => image,
+        None => {
+            let request = build::Request {
+                board: &board,
+                out_dir: out_dir.clone(),
+                formats: vec![Format::new(
+                    archive::Container::Cpio,
+                    archive::Compression::Gzip,
+                )],
+                offline: args.offline.clone(),
+            };
+            build::build(&request)?.outputs.remove(0)
+        }
+    };
+    let (kernel, dtb) = match (args.kernel, &board.kernel_path) {
+        (Some(kernel), _) => (kernel, args.dtb),
+        (None, Some(path)) => (path.clone(), args.dtb),
+        (None, None) => {
+            let debs = fetch::fetch_board(&board, args.offline.as_deref(), false)?;
+            let deb = debs
+                .iter()
+                .filter(|(name, _)| name.starts_with("linux-image-"))
+                .max_by_key(|(name, _)| name.len())
+                .map(|(_, path)| path.clone())
+                .ok_or_else(|| UsageError(format!("{}: [kernel] names no package (note: set [kernel] package or path, or pass --kernel)", board.file.display())))?;
+            let (kernel, board_dtb) = boot::kernel_from_package(&board, &deb, &out_dir)?;
+            (kernel, args.dtb.or(board_dtb))
+        }
+    };
+    let program = boot::qemu_binary(board.arch);
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        anyhow::bail!(
+            "{program} is not installed\nnote: apt-get install --no-install-recommends {} (ci/install-qemu does it, backports included)",
+            boot::qemu_package(board.arch)
+        );
+    }
+    let artifacts = boot::Artifacts {
+        kernel,
+        initrd: Some(image.clone()),
+        dtb,
+    };
+    let argv = boot::command(&board, &artifacts, args.append.as_deref(), &args.accel);
+    eprintln!(
+        "kiln: booting {} with {} (accel {})",
+        board.name, program, args.accel
+    );
+    if args.interactive {
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .with_context(|| format!("unable to run {program}"))?;
+        return Ok(ExitCode::from(
+            status.code().unwrap_or(1).clamp(0, 255) as u8
+        ));
+    }
+    let log = PathBuf::from(format!("{}.console.log", image.display()));
+    let until_poweroff = !args.expect.is_empty();
+    let markers = if args.expect.is_empty() {
+        vec!["rc.init: stage 2 done".to_string()]
+    } else {
+        args.expect
+    };
+    let expectations = boot::Expectations {
+        markers,
+        until_poweroff,
+        timeout: boot::scaled(args.timeout),
+    };
+    let outcome = boot::run(&argv, &log, &expectations, true)?;
+    let mut report = String::from("phase                          seconds\n");
+    for (phase, seconds) in outcome.timings.iter().chain(outcome.marker_times.iter()) {
+        report.push_str(&format!("{phase:<30} {seconds:>7.2}\n"));
+    }
+    eprint!("{report}");
+    eprintln!("kiln: console log: {}", log.display());
+    if outcome.passed {
+        eprintln!("kiln: boot passed: {}", outcome.reason);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("kiln: boot failed: {}", outcome.reason);
+        eprintln!("kiln: last console lines:");
+        for line in &outcome.tail {
+            eprintln!("  | {line}");
+        }
+        eprintln!("kiln: reproduce with: {}", boot::shell_quoted(&argv));
+        Ok(ExitCode::from(1))
+    }
 }
 
 /// Writes a small text file through a temp file and rename.

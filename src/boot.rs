@@ -1,0 +1,430 @@
+//! Booting images on QEMU and deciding pass or fail from the serial console.
+//!
+//! `command` is pure: the board and the artifacts give the QEMU argv (golden-tested per
+//! board). `run` spawns QEMU, streams the console to a log file (and to the terminal),
+//! and watches it: QEMU exits 0 even after a kernel panic, so the verdict comes only from
+//! what the console said. KVM is not assumed: TCG unless `--accel` says otherwise.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::arch::Arch;
+use crate::config::Board;
+use crate::tree::{Kind, Node};
+
+/// What QEMU boots.
+pub struct Artifacts {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub dtb: Option<PathBuf>,
+}
+
+/// The QEMU program for an arch.
+pub fn qemu_binary(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "qemu-system-x86_64",
+        Arch::Aarch64 => "qemu-system-aarch64",
+        Arch::Armv7 => "qemu-system-arm",
+    }
+}
+
+/// The Debian package that provides it.
+pub fn qemu_package(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "qemu-system-x86",
+        Arch::Aarch64 | Arch::Armv7 => "qemu-system-arm",
+    }
+}
+
+/// The QEMU command line: machine, cpu, memory, serial console on stdio, no reboot (so a
+/// reboot or a panic with `panic=-1` ends QEMU), no default NIC (its option ROM is not
+/// installed without recommends), kernel, initrd, dtb, and the kernel command line.
+pub fn command(
+    board: &Board,
+    artifacts: &Artifacts,
+    append: Option<&str>,
+    accel: &str,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![qemu_binary(board.arch).into()];
+    let mut push = |items: &[&str]| argv.extend(items.iter().map(OsString::from));
+    push(&["-M", &board.qemu_machine]);
+    if let Some(cpu) = &board.qemu_cpu {
+        push(&["-cpu", cpu]);
+    }
+    push(&[
+        "-m",
+        &board.qemu_memory,
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
+    if !board.qemu_extra.iter().any(|arg| arg == "-accel") {
+        push(&["-accel", accel]);
+    }
+    let extra: Vec<&str> = board.qemu_extra.iter().map(String::as_str).collect();
+    push(&extra);
+    argv.push("-kernel".into());
+    argv.push(artifacts.kernel.clone().into());
+    if let Some(initrd) = &artifacts.initrd {
+        argv.push("-initrd".into());
+        argv.push(initrd.clone().into());
+    }
+    if let Some(dtb) = &artifacts.dtb {
+        argv.push("-dtb".into());
+        argv.push(dtb.clone().into());
+    }
+    let mut cmdline = board.cmdline.clone();
+    if !cmdline
+        .split_whitespace()
+        .any(|word| word.starts_with("panic="))
+    {
+        cmdline.push_str(" panic=-1");
+    }
+    if let Some(append) = append {
+        cmdline.push(' ');
+        cmdline.push_str(append);
+    }
+    argv.push("-append".into());
+    argv.push(cmdline.into());
+    argv
+}
+
+/// Writes the kernel (and the board's dtb) out of the fetched kernel package.
+pub fn kernel_from_package(
+    board: &Board,
+    deb: &Path,
+    out_dir: &Path,
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    let package = crate::deb::read(deb)?;
+    let find = |wanted: &dyn Fn(&str) -> bool| {
+        package
+            .data
+            .iter()
+            .find(|(path, node)| matches!(node.kind, Kind::File(_)) && wanted(path.as_str()))
+            .map(|(path, node)| (path.clone(), node.clone()))
+    };
+    let Some((kernel_path, kernel)) = find(&|path| path.starts_with("boot/vmlinuz-")) else {
+        bail!("{}: no boot/vmlinuz-* in the kernel package", deb.display());
+    };
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("unable to create {}", out_dir.display()))?;
+    let save = |node: &Node, name: &str| -> Result<PathBuf> {
+        let Kind::File(content) = &node.kind else {
+            unreachable!("found as a file");
+        };
+        let dest = out_dir.join(name);
+        let bytes = content
+            .read_all()
+            .with_context(|| format!("unable to read {}", content.describe()))?;
+        let temp = crate::archive::TempFile::create(&dest)?;
+        std::fs::write(&temp.path, bytes)
+            .with_context(|| format!("unable to write {}", temp.path.display()))?;
+        temp.commit(&dest)?;
+        Ok(dest)
+    };
+    let kernel = save(&kernel, &format!("{}.kernel", board.name))?;
+    let dtb = match &board.dtb {
+        None => None,
+        Some(dtb) => {
+            let Some((_, node)) = find(&|path| {
+                path.starts_with("usr/lib/linux-image-") && path.ends_with(&format!("/{dtb}"))
+            }) else {
+                bail!(
+                    "{}: [kernel] dtb: {dtb} is not in {} (from {})",
+                    board.file.display(),
+                    deb.display(),
+                    kernel_path
+                );
+            };
+            Some(save(&node, &format!("{}.dtb", board.name))?)
+        }
+    };
+    Ok((kernel, dtb))
+}
+
+/// What the console must show.
+pub struct Expectations {
+    /// Every one must appear somewhere in a console line.
+    pub markers: Vec<String>,
+    /// Also require a clean power-off, reboot or halt after the markers.
+    pub until_poweroff: bool,
+    pub timeout: Duration,
+}
+
+/// The verdict, with the evidence.
+pub struct Outcome {
+    pub passed: bool,
+    pub reason: String,
+    pub tail: Vec<String>,
+    /// (phase, seconds since launch) in the order seen.
+    pub timings: Vec<(String, f64)>,
+    /// Seconds from launch to the first time each marker appeared.
+    pub marker_times: Vec<(String, f64)>,
+}
+
+const PANIC: &str = "Kernel panic - not syncing";
+const ENDINGS: [&str; 3] = [
+    "reboot: Power down",
+    "reboot: Restarting system",
+    "reboot: System halted",
+];
+const PHASES: [(&str, &str); 4] = [
+    ("Run /init as init process", "kernel runs /init"),
+    ("s6-linux-init: stage 1", "stage 1 (before s6-svscan)"),
+    ("rc.init: stage 2 done", "stage 2 done"),
+    ("rc.shutdown:", "stage 3"),
+];
+
+/// Runs QEMU, watching the console. `echo` copies the console to stdout as it comes.
+pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> Result<Outcome> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("unable to run {}", argv[0].to_string_lossy()))?;
+    let start = Instant::now();
+    let mut log_file =
+        File::create(log).with_context(|| format!("unable to create {}", log.display()))?;
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut input = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
+                    if lines_tx.send(text).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        // Best effort: QEMU's own complaints, reported if it fails.
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let mut tail: Vec<String> = Vec::new();
+    let mut timings = Vec::new();
+    let mut marker_times: Vec<(String, f64)> = Vec::new();
+    let mut verdict: Option<(bool, String)> = None;
+    let mut ended = false;
+    let deadline = start + expect.timeout;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            verdict = Some((
+                false,
+                format!("timeout: no verdict after {} s", expect.timeout.as_secs()),
+            ));
+            break;
+        }
+        let line = match lines.recv_timeout(deadline - now) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        let _ = writeln!(log_file, "{line}");
+        if echo {
+            println!("{line}");
+        }
+        tail.push(line.clone());
+        if tail.len() > 25 {
+            tail.remove(0);
+        }
+        for (needle, phase) in PHASES {
+            if line.contains(needle)
+                && !timings
+                    .iter()
+                    .any(|(seen, _): &(String, f64)| seen == phase)
+            {
+                timings.push((phase.to_string(), seconds));
+            }
+        }
+        for marker in &expect.markers {
+            if line.contains(marker.as_str())
+                && !marker_times.iter().any(|(seen, _)| seen == marker)
+            {
+                marker_times.push((marker.clone(), seconds));
+            }
+        }
+        if line.contains(PANIC) {
+            let why = if line.contains("Attempted to kill init") {
+                "pid 1 died (kernel panic: Attempted to kill init)"
+            } else {
+                "kernel panic"
+            };
+            verdict = Some((false, why.to_string()));
+            break;
+        }
+        let all_markers = marker_times.len() == expect.markers.len();
+        if let Some(ending) = ENDINGS.iter().find(|ending| line.contains(**ending)) {
+            timings.push(("QEMU told to stop".to_string(), seconds));
+            ended = true;
+            verdict = Some(if all_markers {
+                (true, format!("all markers seen, then \"{ending}\""))
+            } else {
+                (
+                    false,
+                    format!(
+                        "\"{ending}\" before the markers {}",
+                        missing(expect, &marker_times)
+                    ),
+                )
+            });
+            break;
+        }
+        if all_markers && !expect.until_poweroff {
+            verdict = Some((true, "all markers seen".to_string()));
+            break;
+        }
+    }
+    // A halted guest keeps QEMU running; a passed or failed verdict ends it either way.
+    if ended {
+        let grace = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < grace && child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if child.try_wait().ok().flatten().is_none() {
+        // Already exited between the check and the kill is fine.
+        let _ = child.kill();
+    }
+    let status = child.wait().context("unable to wait for QEMU")?;
+    let _ = reader.join();
+    let qemu_errors = errors.join().unwrap_or_default();
+    let (passed, reason) = verdict.unwrap_or_else(|| {
+        let code = status
+            .code()
+            .map_or("a signal".to_string(), |code| code.to_string());
+        let markers = if marker_times.len() == expect.markers.len() {
+            String::new()
+        } else {
+            format!(
+                ", markers {} never appeared",
+                missing(expect, &marker_times)
+            )
+        };
+        (
+            false,
+            format!(
+                "QEMU exited ({code}) without a clean power-off{markers}; QEMU said: {}",
+                qemu_errors.trim()
+            ),
+        )
+    });
+    Ok(Outcome {
+        passed,
+        reason,
+        tail,
+        timings,
+        marker_times,
+    })
+}
+
+fn missing(expect: &Expectations, seen: &[(String, f64)]) -> String {
+    let missing: Vec<String> = expect
+        .markers
+        .iter()
+        .filter(|marker| !seen.iter().any(|(found, _)| found == *marker))
+        .map(|marker| format!("{marker:?}"))
+        .collect();
+    missing.join(", ")
+}
+
+/// The command line as a shell would take it, to reproduce a failure by hand.
+pub fn shell_quoted(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let text = arg.to_string_lossy();
+            if !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=,:+@%".contains(&b))
+            {
+                text.into_owned()
+            } else {
+                format!("'{}'", text.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `KILN_TIMEOUT_SCALE` multiplies every boot timeout, for slow runners.
+pub fn scaled(seconds: u64) -> Duration {
+    let scale = std::env::var("KILN_TIMEOUT_SCALE")
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|scale| *scale > 0.0)
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(seconds as f64 * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The argv of every shipped board against `tests/data/qemu/<board>.args`.
+    #[test]
+    fn qemu_command_lines_match_their_goldens() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "qemu-x86_64",
+            "qemu-aarch64",
+            "qemu-armv7",
+            "raspberrypi3-64",
+            "orangepi-pc",
+        ] {
+            let board = Board::load(&root.join(format!("board-configs/{name}.toml"))).unwrap();
+            let artifacts = Artifacts {
+                kernel: PathBuf::from("KERNEL"),
+                initrd: Some(PathBuf::from("INITRD")),
+                dtb: board.dtb.as_ref().map(|_| PathBuf::from("DTB")),
+            };
+            let argv = command(&board, &artifacts, None, "tcg");
+            let text = argv
+                .iter()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+            expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.args"))]
+                .assert_eq(&text);
+        }
+    }
+
+    #[test]
+    fn quoting_for_a_shell() {
+        let argv: Vec<OsString> = vec![
+            "qemu".into(),
+            "-append".into(),
+            "console=ttyS0 panic=-1".into(),
+            "it's".into(),
+        ];
+        assert_eq!(
+            shell_quoted(&argv),
+            "qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'"
+        );
+    }
+}
