@@ -151,10 +151,13 @@ pub fn closure(
     Ok(known)
 }
 
-/// apt with a private state directory for one target arch.
+/// apt with a private state directory for one target arch. apt runs with its own
+/// locking off (it would want root's lock files), so kiln holds an exclusive lock on
+/// the state for as long as the `Apt` lives: two kiln runs never update one list at once.
 pub struct Apt {
     pub arch: Arch,
     state: PathBuf,
+    _lock: nix::fcntl::Flock<fs::File>,
 }
 
 impl Apt {
@@ -169,7 +172,22 @@ impl Apt {
             fs::write(&status, "")
                 .with_context(|| format!("unable to create {}", status.display()))?;
         }
-        Ok(Apt { arch, state })
+        let lock_path = state.join("kiln.lock");
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("unable to open {}", lock_path.display()))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| {
+                anyhow::anyhow!("unable to lock {}: {errno}", lock_path.display())
+            })?;
+        Ok(Apt {
+            arch,
+            state,
+            _lock: lock,
+        })
     }
 
     fn options(&self) -> Vec<String> {
@@ -228,11 +246,13 @@ impl Apt {
             return Ok(());
         }
         // A foreign-arch index out of sync makes update exit 100 while what kiln needs is
-        // there; missing packages are caught by `show` below.
-        if let Err(err) = self.run("apt-get", &["-q", "update"], None) {
-            eprintln!("kiln: warning: {err:#}");
+        // there; missing packages are caught by `show` below. Only a clean update counts
+        // as fresh, so a failed one is retried next time.
+        match self.run("apt-get", &["-q", "update"], None) {
+            Ok(_) => fs::write(&stamp, "")
+                .with_context(|| format!("unable to write {}", stamp.display()))?,
+            Err(err) => eprintln!("kiln: warning: {err:#}"),
         }
-        fs::write(&stamp, "").with_context(|| format!("unable to write {}", stamp.display()))?;
         Ok(())
     }
 

@@ -139,44 +139,90 @@ fn boards_boot_and_the_probe_proves_the_init() {
         ));
     }
 
-    // Each shutdown path on aarch64, its own boot: helper scripts and SIGINT (ctrl-alt-del
-    // made soft by rc.init). With -no-reboot, a reboot ends QEMU too.
+    // Each shutdown path on each arch, its own boot: the helper scripts and SIGINT (what
+    // ctrl-alt-del sends once rc.init made it soft). With -no-reboot, a reboot ends QEMU.
+    for arch in ["aarch64", "armv7", "x86_64"] {
+        let board = format!("{ROOT}/tests/data/boards/probe-{arch}.toml");
+        for (action, stage3, ending) in [
+            ("reboot", "rc.shutdown: reboot", "reboot: Restarting system"),
+            ("halt", "rc.shutdown: halt", "reboot: System halted"),
+            ("sigint", "rc.shutdown: reboot", "reboot: Restarting system"),
+        ] {
+            let append = format!("KILN_PROBE_ACTION={action}");
+            let result = boot(
+                &scratch.path,
+                &[
+                    &board,
+                    "--append",
+                    &append,
+                    "--expect",
+                    "PROBE done",
+                    "--expect",
+                    stage3,
+                    "--timeout",
+                    "180",
+                ],
+            );
+            assert_eq!(
+                result.code,
+                Some(0),
+                "{arch} {action}: {}\n{}",
+                result.report,
+                result.console
+            );
+            assert!(
+                result.console.contains(ending),
+                "{arch} {action}: no {ending:?}:\n{}",
+                result.console
+            );
+            assert!(
+                !result.console.contains("Attempted to kill init"),
+                "{arch} {action}"
+            );
+        }
+    }
+
+    // Faults survived, on aarch64: a service crashing in a loop keeps being restarted
+    // while the rest runs on; a stage 2 that exits non-zero or hangs leaves supervision
+    // running, and a hung stage 2 does not stop a SIGINT shutdown.
     let board = format!("{ROOT}/tests/data/boards/probe-aarch64.toml");
-    for (action, stage3, ending) in [
-        ("reboot", "rc.shutdown: reboot", "reboot: Restarting system"),
-        ("halt", "rc.shutdown: halt", "reboot: System halted"),
-        ("sigint", "rc.shutdown: reboot", "reboot: Restarting system"),
-    ] {
-        let append = format!("KILN_PROBE_ACTION={action}");
-        let result = boot(
-            &scratch.path,
-            &[
-                &board,
-                "--append",
-                &append,
-                "--expect",
+    for (append, markers) in [
+        (
+            "KILN_CRASHER=1",
+            vec![
+                "PROBE crasher=restarting pid1=s6-svscan",
                 "PROBE done",
-                "--expect",
-                stage3,
-                "--timeout",
-                "180",
+                "rc.shutdown: poweroff",
             ],
-        );
+        ),
+        (
+            "KILN_STAGE2_FAULT=exit",
+            vec![
+                "stage2: failing on purpose",
+                "PROBE done",
+                "rc.shutdown: poweroff",
+            ],
+        ),
+        (
+            "KILN_STAGE2_FAULT=hang KILN_PROBE_ACTION=sigint",
+            vec![
+                "stage2: hanging on purpose",
+                "PROBE done",
+                "rc.shutdown: reboot",
+            ],
+        ),
+    ] {
+        let mut args = vec![board.as_str(), "--append", append, "--timeout", "180"];
+        for marker in &markers {
+            args.extend(["--expect", marker]);
+        }
+        let result = boot(&scratch.path, &args);
         assert_eq!(
             result.code,
             Some(0),
-            "{action}: {}\n{}",
+            "{append}: {}\n{}",
             result.report,
             result.console
-        );
-        assert!(
-            result.console.contains(ending),
-            "{action}: no {ending:?}:\n{}",
-            result.console
-        );
-        assert!(
-            !result.console.contains("Attempted to kill init"),
-            "{action}"
         );
     }
 
