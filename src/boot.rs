@@ -164,6 +164,8 @@ pub struct Outcome {
     pub passed: bool,
     pub reason: String,
     pub tail: Vec<String>,
+    /// Every console line with a `PROBE ` report, for `--check`.
+    pub probe_lines: Vec<String>,
     /// (phase, seconds since launch) in the order seen.
     pub timings: Vec<(String, f64)>,
     /// Seconds from launch to the first time each marker appeared.
@@ -224,6 +226,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
     });
 
     let mut tail: Vec<String> = Vec::new();
+    let mut probe_lines: Vec<String> = Vec::new();
     let mut timings = Vec::new();
     let mut marker_times: Vec<(String, f64)> = Vec::new();
     let mut verdict: Option<(bool, String)> = None;
@@ -247,6 +250,9 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
         let _ = writeln!(log_file, "{line}");
         if echo {
             println!("{line}");
+        }
+        if line.contains("PROBE ") {
+            probe_lines.push(line.clone());
         }
         tail.push(line.clone());
         if tail.len() > 25 {
@@ -337,6 +343,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
         passed,
         reason,
         tail,
+        probe_lines,
         timings,
         marker_times,
     })
@@ -426,5 +433,139 @@ mod tests {
             shell_quoted(&argv),
             "qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'"
         );
+    }
+}
+
+/// kiln's in-guest probe, for `kiln boot --check`: the same service and stage 2 wrapper
+/// the probe test boards use, fitted to the board (its tmpfsdir, stage 2 and `-e`
+/// variables).
+pub mod probe {
+    use std::fmt::Write as _;
+
+    use crate::init::Config;
+
+    const SERVICE: &str = include_str!("../tests/data/boards/probe/services/probe/run");
+    const STAGE2: &str = include_str!("../tests/data/boards/probe/overlay/etc/probe-stage2");
+    /// Where the wrapper goes in the image; the maker's `-2` points here in check mode.
+    pub const STAGE2_PATH: &str = "/etc/kiln-probe-stage2";
+    pub const SERVICE_PATH: &str = "etc/s6/services/kiln-probe/run";
+
+    /// `'...'` for sh.
+    fn sh_quote(text: &str) -> String {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+
+    fn is_identifier(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+
+    /// The probe service's run script for this init.
+    pub fn service(config: &Config) -> String {
+        SERVICE.replacen(
+            "\nT=/run\n",
+            &format!("\nT={}\n", sh_quote(&config.tmpfsdir)),
+            1,
+        )
+    }
+
+    /// The stage 2 wrapper: records what stage 2 found, then execs the board's stage 2.
+    pub fn stage2(config: &Config, original: &[u8]) -> String {
+        let mut env_lines = String::new();
+        for (name, _) in &config.env {
+            if is_identifier(name) {
+                let _ = writeln!(
+                    env_lines,
+                    "    if [ \"${{{name}+x}}\" = x ]; then echo \"PROBE env {name}=[${name}]\"; else echo \"PROBE env {name} unset\"; fi"
+                );
+            }
+        }
+        let original = sh_quote(&String::from_utf8_lossy(original));
+        STAGE2
+            .replacen(
+                "\nT=/run\n",
+                &format!("\nT={}\n", sh_quote(&config.tmpfsdir)),
+                1,
+            )
+            .replace("    echo \"PROBE stage2-env=[$KILN_E]\"\n", &env_lines)
+            .replace("/etc/rc.init", &original)
+    }
+
+    /// What the probe must report for this init: (line prefix, expected rest).
+    pub fn expected(config: &Config) -> Vec<(String, String)> {
+        let t = &config.tmpfsdir;
+        let mut expected = vec![
+            ("pid1".to_string(), "s6-svscan".to_string()),
+            ("pid1-cmdline".to_string(), "s6-svscan -X3 -t0 ".to_string()),
+            ("pid1-cwd".to_string(), format!("{t}/service")),
+            ("run-fs".to_string(), "tmpfs".to_string()),
+            ("fifo".to_string(), "prw------- 0:0".to_string()),
+            (
+                "logger".to_string(),
+                format!(
+                    "{}:{} groups=0 stdin={t}/service/s6-svscan-log/fifo",
+                    config.log_uid, config.log_gid
+                ),
+            ),
+            ("stage2-umask".to_string(), format!("{:04o}", config.umask)),
+            ("stage2-proc".to_string(), "absent".to_string()),
+            ("restarted".to_string(), "yes".to_string()),
+        ];
+        if !config.env.iter().any(|(name, _)| name == "PATH") {
+            expected.push((
+                "stage2-path".to_string(),
+                String::from_utf8_lossy(&config.path).into_owned(),
+            ));
+        }
+        for (name, value) in &config.env {
+            if !is_identifier(name) || value.as_ref().is_some_and(|value| value.contains(&b'\n')) {
+                continue;
+            }
+            match value {
+                Some(value) => expected.push((
+                    format!("env {name}"),
+                    format!("[{}]", String::from_utf8_lossy(value)),
+                )),
+                None => expected.push((format!("env {name} unset"), String::new())),
+            }
+        }
+        if config.early_getty.is_some() {
+            expected.push(("getty".to_string(), "true".to_string()));
+        }
+        expected
+    }
+
+    /// Compares the console's PROBE lines with `expected`; one row per check.
+    pub fn compare(
+        expected: &[(String, String)],
+        console: &[String],
+    ) -> Vec<(String, String, String, bool)> {
+        expected
+            .iter()
+            .map(|(key, want)| {
+                let got = console
+                    .iter()
+                    .filter_map(|line| line.find("PROBE ").map(|at| &line[at + 6..]))
+                    .find_map(|rest| {
+                        if want.is_empty() {
+                            (rest == key).then(String::new)
+                        } else {
+                            rest.strip_prefix(key.as_str())
+                                .and_then(|rest| rest.strip_prefix('='))
+                                .map(str::to_string)
+                        }
+                    });
+                let ok = got.as_deref() == Some(want.as_str());
+                (
+                    key.clone(),
+                    want.clone(),
+                    got.unwrap_or_else(|| "(not reported)".to_string()),
+                    ok,
+                )
+            })
+            .collect()
     }
 }

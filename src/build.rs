@@ -33,6 +33,8 @@ pub struct Built {
     pub outputs: Vec<PathBuf>,
     /// Why each library is in, for `--explain`.
     pub explain: String,
+    /// The init as generated (the maker's validated options).
+    pub init: init::Config,
 }
 
 pub struct Request<'a> {
@@ -40,6 +42,8 @@ pub struct Request<'a> {
     pub out_dir: PathBuf,
     pub formats: Vec<archive::Format>,
     pub offline: Option<PathBuf>,
+    /// Add kiln's in-guest probe (`kiln boot --check`): a service and a stage 2 wrapper.
+    pub probe: bool,
 }
 
 pub fn build(request: &Request) -> Result<Built> {
@@ -102,6 +106,16 @@ pub fn build(request: &Request) -> Result<Built> {
             args[index + 1] = OsString::from(format!("{uid}:{gid}"));
         }
     }
+    let mut original_stage2 = b"/etc/rc.init".to_vec();
+    if request.probe {
+        match args.iter().position(|arg| arg == "-2") {
+            Some(index) => {
+                original_stage2 = args[index + 1].as_encoded_bytes().to_vec();
+                args[index + 1] = crate::boot::probe::STAGE2_PATH.into();
+            }
+            None => args.extend(["-2".into(), crate::boot::probe::STAGE2_PATH.into()]),
+        }
+    }
     args.push("image.cpio".into());
     let maker =
         init::cli::parse(&args).map_err(|failure| anyhow::anyhow!("[init]: {failure:?}"))?;
@@ -128,6 +142,28 @@ pub fn build(request: &Request) -> Result<Built> {
         overlay::load_dir(&mut image, service, Some(&dest), (0, 0))?;
     }
 
+    if request.probe {
+        let probe_files = [
+            (
+                crate::boot::probe::STAGE2_PATH
+                    .trim_start_matches('/')
+                    .to_string(),
+                crate::boot::probe::stage2(&maker.config, &original_stage2),
+            ),
+            (
+                crate::boot::probe::SERVICE_PATH.to_string(),
+                crate::boot::probe::service(&maker.config),
+            ),
+        ];
+        for (path, text) in probe_files {
+            let node = Node::new(
+                Kind::File(Content::inline(text)),
+                Meta::root(0o755),
+                "kiln boot --check",
+            );
+            image.replace(ArchivePath::new(&path)?, node)?;
+        }
+    }
     let links = pull_libraries(&mut image, &pool, board)?;
     check_init_programs(&image, &maker.config)?;
 
@@ -150,6 +186,7 @@ pub fn build(request: &Request) -> Result<Built> {
         tree: image,
         outputs,
         explain,
+        init: maker.config,
     })
 }
 

@@ -128,6 +128,13 @@ enum Command {
         /// Take .debs from this directory instead of downloading.
         #[arg(long, value_name = "DIR")]
         offline: Option<PathBuf>,
+        /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
+        /// what the s6 init did against the board's options, then shut down.
+        #[arg(long, conflicts_with_all = ["image", "interactive"])]
+        check: bool,
+        /// How --check shuts down: poweroff, reboot, halt or sigint.
+        #[arg(long, default_value = "poweroff", requires = "check")]
+        action: String,
     },
     /// Download a board's .deb files (its packages' Depends closure and its kernel) into
     /// the cache, through the host's apt configuration, without root.
@@ -224,6 +231,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             interactive,
             accel,
             offline,
+            check,
+            action,
         } => boot(BootArgs {
             board,
             image,
@@ -235,6 +244,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             interactive,
             accel,
             offline,
+            check,
+            action,
         }),
         Command::Fetch {
             board,
@@ -311,6 +322,7 @@ fn build(
         out_dir: out_dir.clone(),
         formats,
         offline,
+        probe: false,
     };
     let built = build::build(&request)?;
     let first = &built.outputs[0];
@@ -345,6 +357,8 @@ struct BootArgs {
     interactive: bool,
     accel: String,
     offline: Option<PathBuf>,
+    check: bool,
+    action: String,
 }
 
 fn boot(args: BootArgs) -> Result<ExitCode> {
@@ -352,22 +366,49 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
     if !["tcg", "kvm"].contains(&args.accel.as_str()) {
         return Err(UsageError(format!("--accel {:?}: expected tcg or kvm", args.accel)).into());
     }
+    if !["poweroff", "reboot", "halt", "sigint"].contains(&args.action.as_str()) {
+        return Err(UsageError(format!(
+            "--action {:?}: expected poweroff, reboot, halt or sigint",
+            args.action
+        ))
+        .into());
+    }
     let out_dir = PathBuf::from("out").join(&board.name);
+    let mut probe_expected = None;
     let image = match args.image {
         Some(image) => image,
         None => {
             let request = build::Request {
                 board: &board,
-                out_dir: out_dir.clone(),
+                out_dir: if args.check {
+                    out_dir.join("check")
+                } else {
+                    out_dir.clone()
+                },
                 formats: vec![Format::new(
                     archive::Container::Cpio,
                     archive::Compression::Gzip,
                 )],
                 offline: args.offline.clone(),
+                probe: args.check,
             };
-            build::build(&request)?.outputs.remove(0)
+            let mut built = build::build(&request)?;
+            if args.check {
+                probe_expected = Some(boot::probe::expected(&built.init));
+            }
+            built.outputs.remove(0)
         }
     };
+    let mut append = args.append.clone();
+    let mut expect = args.expect.clone();
+    if args.check {
+        let words = format!("KILN_PROBE_ACTION={}", args.action);
+        append = Some(match append {
+            Some(more) => format!("{more} {words}"),
+            None => words,
+        });
+        expect.push("PROBE done".to_string());
+    }
     let (kernel, dtb) = match (args.kernel, &board.kernel_path) {
         (Some(kernel), _) => (kernel, args.dtb),
         (None, Some(path)) => (path.clone(), args.dtb),
@@ -399,7 +440,7 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         initrd: Some(image.clone()),
         dtb,
     };
-    let argv = boot::command(&board, &artifacts, args.append.as_deref(), &args.accel);
+    let argv = boot::command(&board, &artifacts, append.as_deref(), &args.accel);
     eprintln!(
         "kiln: booting {} with {} (accel {})",
         board.name, program, args.accel
@@ -414,11 +455,11 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         ));
     }
     let log = PathBuf::from(format!("{}.console.log", image.display()));
-    let until_poweroff = !args.expect.is_empty();
-    let markers = if args.expect.is_empty() {
+    let until_poweroff = !expect.is_empty();
+    let markers = if expect.is_empty() {
         vec!["rc.init: stage 2 done".to_string()]
     } else {
-        args.expect
+        expect
     };
     let expectations = boot::Expectations {
         markers,
@@ -432,11 +473,41 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
     }
     eprint!("{report}");
     eprintln!("kiln: console log: {}", log.display());
-    if outcome.passed {
-        eprintln!("kiln: boot passed: {}", outcome.reason);
+    let mut passed = outcome.passed;
+    let mut reason = outcome.reason.clone();
+    if let Some(expected) = probe_expected {
+        let rows = boot::probe::compare(&expected, &outcome.probe_lines);
+        eprintln!("{:<16} {:<44} got", "check", "expected");
+        for (key, want, got, ok) in &rows {
+            eprintln!(
+                "{:<16} {:<44} {got}{}",
+                key,
+                want,
+                if *ok { "" } else { "   <-- FAILED" }
+            );
+        }
+        if let Some(ms) = outcome
+            .probe_lines
+            .iter()
+            .find_map(|line| line.split("PROBE added-service-ms=").nth(1))
+        {
+            eprintln!("added service up {ms} ms after s6-svscanctl -a");
+        }
+        let failed: Vec<&str> = rows
+            .iter()
+            .filter(|row| !row.3)
+            .map(|row| row.0.as_str())
+            .collect();
+        if passed && !failed.is_empty() {
+            passed = false;
+            reason = format!("in-guest checks failed: {}", failed.join(", "));
+        }
+    }
+    if passed {
+        eprintln!("kiln: boot passed: {reason}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("kiln: boot failed: {}", outcome.reason);
+        eprintln!("kiln: boot failed: {reason}");
         eprintln!("kiln: last console lines:");
         for line in &outcome.tail {
             eprintln!("  | {line}");

@@ -286,6 +286,37 @@ fn boards_boot_and_the_probe_proves_the_init() {
     );
     assert!(result.report.contains("  | "), "{}", result.report);
 
+    // kiln's own test mode on a shipped board: the probe is added to a copy of the image
+    // and the host checks its reports against the board's options.
+    let result = boot(
+        &scratch.path,
+        &[
+            &format!("{ROOT}/board-configs/qemu-armv7.toml"),
+            "--check",
+            "--timeout",
+            "180",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    for row in [
+        "pid1             s6-svscan",
+        "logger           70:70 groups=0",
+        "getty            true",
+    ] {
+        assert!(
+            result.report.contains(row),
+            "no {row:?} in\n{}",
+            result.report
+        );
+    }
+    assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+
     // The real-board machines boot the same userland with their own device trees.
     for board in ["raspberrypi3-64", "orangepi-pc"] {
         let result = boot(
