@@ -513,6 +513,20 @@ pub mod probe {
             ("stage2-umask".to_string(), format!("{:04o}", config.umask)),
             ("stage2-proc".to_string(), "absent".to_string()),
             ("restarted".to_string(), "yes".to_string()),
+            (
+                "stage2-in-log".to_string(),
+                if config.redirect_stage2 { "1" } else { "0" }.to_string(),
+            ),
+            (
+                "log-stamp".to_string(),
+                match config.timestamp_style {
+                    0 => "none",
+                    1 => "tai64n",
+                    2 => "iso",
+                    _ => "tai64n+iso",
+                }
+                .to_string(),
+            ),
         ];
         if !config.env.iter().any(|(name, _)| name == "PATH") {
             expected.push((

@@ -100,6 +100,8 @@ fn boards_boot_and_the_probe_proves_the_init() {
             "PROBE stage2-path=/usr/local/sbin:/usr/lib/execline/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "PROBE stage2-env=[a b =c ]",
             "PROBE stage2-proc=absent",
+            "PROBE stage2-in-log=0",
+            "PROBE log-stamp=tai64n",
             "PROBE added-service-ms=N",
             "PROBE restarted=yes",
             "PROBE getty=true",
@@ -316,6 +318,37 @@ fn boards_boot_and_the_probe_proves_the_init() {
         );
     }
     assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+    // -r and ISO 8601 timestamps, proven inside the guest.
+    let result = boot(
+        &scratch.path,
+        &[
+            &format!("{ROOT}/tests/data/boards/qemu-aarch64-r.toml"),
+            "--check",
+            "--action",
+            "halt",
+            "--timeout",
+            "180",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    for row in ["stage2-in-log    1", "log-stamp        iso"] {
+        assert!(
+            result.report.contains(row),
+            "no {row:?} in\n{}",
+            result.report
+        );
+    }
+    assert!(
+        result.console.contains("reboot: System halted"),
+        "{}",
+        result.console
+    );
 
     // The real-board machines boot the same userland with their own device trees.
     for board in ["raspberrypi3-64", "orangepi-pc"] {
