@@ -494,8 +494,9 @@ pub mod probe {
             .replace("/etc/rc.init", &original)
     }
 
-    /// What the probe must report for this init: (line prefix, expected rest).
-    pub fn expected(config: &Config) -> Vec<(String, String)> {
+    /// What the probe must report for this init on a board whose console is `console`:
+    /// (line prefix, expected rest).
+    pub fn expected(config: &Config, console: &str) -> Vec<(String, String)> {
         let t = &config.tmpfsdir;
         let mut expected = vec![
             ("pid1".to_string(), "s6-svscan".to_string()),
@@ -546,8 +547,15 @@ pub mod probe {
                 None => expected.push((format!("env {name} unset"), String::new())),
             }
         }
-        if config.early_getty.is_some() {
+        if let Some(getty) = &config.early_getty {
             expected.push(("getty".to_string(), "true".to_string()));
+            // A getty on the board's console has it open once it runs.
+            if String::from_utf8_lossy(getty)
+                .split_whitespace()
+                .any(|word| word == console)
+            {
+                expected.push(("getty-tty".to_string(), format!("/dev/{console}")));
+            }
         }
         expected
     }

@@ -394,7 +394,7 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
             };
             let mut built = build::build(&request)?;
             if args.check {
-                probe_expected = Some(boot::probe::expected(&built.init));
+                probe_expected = Some(boot::probe::expected(&built.init, &board.console));
             }
             built.outputs.remove(0)
         }

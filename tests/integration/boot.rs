@@ -89,6 +89,8 @@ fn boards_boot_and_the_probe_proves_the_init() {
             result.report,
             result.console
         );
+        let tty = if arch == "x86_64" { "ttyS0" } else { "ttyAMA0" };
+        let getty_tty = format!("PROBE getty-tty=/dev/{tty}");
         let expected = vec![
             "PROBE pid1=s6-svscan",
             "PROBE pid1-cmdline=s6-svscan -X3 -t0 ",
@@ -105,6 +107,7 @@ fn boards_boot_and_the_probe_proves_the_init() {
             "PROBE added-service-ms=N",
             "PROBE restarted=yes",
             "PROBE getty=true",
+            getty_tty.as_str(),
             "PROBE done action=poweroff",
         ];
         assert_eq!(
