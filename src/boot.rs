@@ -157,6 +157,9 @@ pub struct Expectations {
     /// Also require a clean power-off, reboot or halt after the markers.
     pub until_poweroff: bool,
     pub timeout: Duration,
+    /// Press ctrl-alt-del through the QEMU monitor (at this socket) once this text
+    /// appears on the console.
+    pub ctrl_alt_del: Option<(String, PathBuf)>,
 }
 
 /// The verdict, with the evidence.
@@ -274,6 +277,12 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
                 marker_times.push((marker.clone(), seconds));
             }
         }
+        if let Some((trigger, socket)) = &expect.ctrl_alt_del {
+            if line.contains(trigger.as_str()) {
+                timings.push(("ctrl-alt-del sent".to_string(), seconds));
+                send_monitor(socket, "sendkey ctrl-alt-delete")?;
+            }
+        }
         if line.contains(PANIC) {
             let why = if line.contains("Attempted to kill init") {
                 "pid 1 died (kernel panic: Attempted to kill init)"
@@ -347,6 +356,22 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
         timings,
         marker_times,
     })
+}
+
+/// One command to QEMU's human monitor on a Unix socket.
+fn send_monitor(socket: &Path, command: &str) -> Result<()> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).with_context(|| {
+        format!(
+            "unable to connect to the QEMU monitor at {}",
+            socket.display()
+        )
+    })?;
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .with_context(|| format!("unable to send {command:?} to the QEMU monitor"))?;
+    // Give the monitor a moment to act before the socket closes.
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(())
 }
 
 fn missing(expect: &Expectations, seen: &[(String, f64)]) -> String {

@@ -132,7 +132,8 @@ enum Command {
         /// what the s6 init did against the board's options, then shut down.
         #[arg(long, conflicts_with_all = ["image", "interactive"])]
         check: bool,
-        /// How --check shuts down: poweroff, reboot, halt or sigint.
+        /// How --check shuts down: poweroff, reboot, halt, sigint, or ctrl-alt-del (pressed
+        /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
         #[arg(long, default_value = "poweroff", requires = "check")]
         action: String,
     },
@@ -366,9 +367,9 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
     if !["tcg", "kvm"].contains(&args.accel.as_str()) {
         return Err(UsageError(format!("--accel {:?}: expected tcg or kvm", args.accel)).into());
     }
-    if !["poweroff", "reboot", "halt", "sigint"].contains(&args.action.as_str()) {
+    if !["poweroff", "reboot", "halt", "sigint", "ctrl-alt-del"].contains(&args.action.as_str()) {
         return Err(UsageError(format!(
-            "--action {:?}: expected poweroff, reboot, halt or sigint",
+            "--action {:?}: expected poweroff, reboot, halt, sigint or ctrl-alt-del",
             args.action
         ))
         .into());
@@ -440,7 +441,16 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         initrd: Some(image.clone()),
         dtb,
     };
-    let argv = boot::command(&board, &artifacts, append.as_deref(), &args.accel);
+    let mut argv = boot::command(&board, &artifacts, append.as_deref(), &args.accel);
+    let mut ctrl_alt_del = None;
+    if args.check && args.action == "ctrl-alt-del" {
+        let socket = PathBuf::from(format!("{}.monitor", image.display()));
+        // Stale from an earlier run: QEMU cannot bind over it.
+        let _ = std::fs::remove_file(&socket);
+        argv.push("-monitor".into());
+        argv.push(format!("unix:{},server,nowait", socket.display()).into());
+        ctrl_alt_del = Some(("PROBE waiting for ctrl-alt-del".to_string(), socket));
+    }
     eprintln!(
         "kiln: booting {} with {} (accel {})",
         board.name, program, args.accel
@@ -465,6 +475,7 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         markers,
         until_poweroff,
         timeout: boot::scaled(args.timeout),
+        ctrl_alt_del,
     };
     let outcome = boot::run(&argv, &log, &expectations, true)?;
     let mut report = String::from("phase                          seconds\n");

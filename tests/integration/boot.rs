@@ -321,6 +321,42 @@ fn boards_boot_and_the_probe_proves_the_init() {
         );
     }
     assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+    // Ctrl-alt-del pressed on x86_64's keyboard through the QEMU monitor: made soft by
+    // rc.init, it reaches pid 1 as SIGINT and ends in a reboot.
+    let result = boot(
+        &scratch.path,
+        &[
+            &format!("{ROOT}/board-configs/qemu-x86_64.toml"),
+            "--check",
+            "--action",
+            "ctrl-alt-del",
+            "--timeout",
+            "180",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(
+        result.report.contains("ctrl-alt-del sent"),
+        "{}",
+        result.report
+    );
+    assert!(
+        result.console.contains("rc.shutdown: reboot"),
+        "{}",
+        result.console
+    );
+    assert!(
+        result.console.contains("reboot: Restarting system"),
+        "{}",
+        result.console
+    );
+
     // -r and ISO 8601 timestamps, proven inside the guest.
     let result = boot(
         &scratch.path,
