@@ -390,6 +390,29 @@ fn boards_boot_and_the_probe_proves_the_init() {
     );
 
     // The real-board machines boot the same userland with their own device trees.
+    // orangepi-pc gets PSCI from QEMU, so it is checked through power-off too.
+    let result = boot(
+        &scratch.path,
+        &[
+            &format!("{ROOT}/board-configs/orangepi-pc.toml"),
+            "--check",
+            "--timeout",
+            "300",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "orangepi-pc --check: {}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+    assert!(
+        result.console.contains("reboot: Power down"),
+        "{}",
+        result.console
+    );
     for board in ["raspberrypi3-64", "orangepi-pc"] {
         let result = boot(
             &scratch.path,
