@@ -122,8 +122,9 @@ enum Command {
         /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
         #[arg(long)]
         interactive: bool,
-        /// QEMU accelerator: tcg (default; KVM is not assumed to work) or kvm.
-        #[arg(long, default_value = "tcg")]
+        /// QEMU accelerator: auto (KVM only when a cached probe boot shows it works), tcg
+        /// or kvm.
+        #[arg(long, default_value = "auto")]
         accel: String,
         /// Take .debs from this directory instead of downloading.
         #[arg(long, value_name = "DIR")]
@@ -364,8 +365,12 @@ struct BootArgs {
 
 fn boot(args: BootArgs) -> Result<ExitCode> {
     let board = config::Board::load(&args.board).map_err(|err| UsageError(err.to_string()))?;
-    if !["tcg", "kvm"].contains(&args.accel.as_str()) {
-        return Err(UsageError(format!("--accel {:?}: expected tcg or kvm", args.accel)).into());
+    if !["auto", "tcg", "kvm"].contains(&args.accel.as_str()) {
+        return Err(UsageError(format!(
+            "--accel {:?}: expected auto, tcg or kvm",
+            args.accel
+        ))
+        .into());
     }
     if !["poweroff", "reboot", "halt", "sigint", "ctrl-alt-del"].contains(&args.action.as_str()) {
         return Err(UsageError(format!(
@@ -441,7 +446,9 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         initrd: Some(image.clone()),
         dtb,
     };
-    let mut argv = boot::command(&board, &artifacts, append.as_deref(), &args.accel);
+    let (accel, why) =
+        boot::choose_accel(&args.accel, &board, &artifacts.kernel, &fetch::cache_dir());
+    let mut argv = boot::command(&board, &artifacts, append.as_deref(), &accel);
     let mut ctrl_alt_del = None;
     if args.check && args.action == "ctrl-alt-del" {
         let socket = PathBuf::from(format!("{}.monitor", image.display()));
@@ -452,8 +459,8 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         ctrl_alt_del = Some(("PROBE waiting for ctrl-alt-del".to_string(), socket));
     }
     eprintln!(
-        "kiln: booting {} with {} (accel {})",
-        board.name, program, args.accel
+        "kiln: booting {} with {program} (accel {accel}: {why})",
+        board.name
     );
     if args.interactive {
         let status = std::process::Command::new(&argv[0])
