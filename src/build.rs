@@ -164,6 +164,9 @@ pub fn build(request: &Request) -> Result<Built> {
             image.replace(ArchivePath::new(&path)?, node)?;
         }
     }
+    if !board.modules.is_empty() {
+        add_modules(&mut image, board, &debs)?;
+    }
     let links = pull_libraries(&mut image, &pool, board)?;
     check_init_programs(&image, &maker.config)?;
 
@@ -409,6 +412,39 @@ fn add_users(image: &mut Tree, board: &Board) -> Result<Option<(u32, u32)>> {
         );
     }
     Ok(found)
+}
+
+/// The board's kernel modules and what they need, from the kernel package, plus
+/// `/etc/kiln/modules`: their image paths in load order, which rc.init insmods.
+fn add_modules(image: &mut Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Result<()> {
+    let Some(kernel_deb) = debs
+        .iter()
+        .filter(|(name, _)| name.starts_with("linux-image-"))
+        .max_by_key(|(name, _)| name.len())
+        .map(|(_, path)| path)
+    else {
+        bail!("[kernel] modules: the board has no kernel package to take them from");
+    };
+    let package = deb::read(kernel_deb)?;
+    let index = crate::modules::index(&package.data)?;
+    let order = crate::modules::closure(&index, &board.modules)?;
+    let mut list = String::new();
+    for module in &order {
+        let node = package
+            .data
+            .get(&module.path)
+            .cloned()
+            .expect("indexed from this tree");
+        image.replace(module.path.clone(), node)?;
+        let _ = writeln!(list, "/{}", module.path.as_str());
+    }
+    let node = Node::new(
+        Kind::File(Content::inline(list)),
+        Meta::root(0o644),
+        "[kernel] modules",
+    );
+    image.replace(ArchivePath::new("etc/kiln/modules")?, node)?;
+    Ok(())
 }
 
 /// Pulls missing loaders and libraries out of the fetched packages until every ELF object

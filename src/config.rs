@@ -60,6 +60,9 @@ pub struct RawKernel {
     pub cmdline: Option<String>,
     /// Device tree for real boards: a path inside the kernel package, or a file.
     pub dtb: Option<String>,
+    /// Kernel modules (names or aliases) to put in the image with what they need, loaded
+    /// in order by stage 2: e.g. a watchdog, an SD host driver, a filesystem.
+    pub modules: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +181,7 @@ pub struct Board {
     pub kernel_path: Option<PathBuf>,
     pub cmdline: String,
     pub dtb: Option<String>,
+    pub modules: Vec<String>,
     pub qemu_machine: String,
     pub qemu_cpu: Option<String>,
     pub qemu_memory: String,
@@ -296,6 +300,7 @@ impl Board {
                 .cmdline
                 .unwrap_or_else(|| format!("console={console} panic=-1")),
             dtb: kernel.dtb,
+            modules: kernel.modules.unwrap_or_default(),
             qemu_machine,
             qemu_cpu: qemu.cpu,
             qemu_memory: qemu.memory.unwrap_or_else(|| "256M".to_string()),
@@ -602,7 +607,14 @@ mod tests {
         let board = Board::load(&board_dir().join("raspberrypi3-64.toml")).unwrap();
         let parent = Board::load(&board_dir().join("qemu-aarch64.toml")).unwrap();
         assert_eq!(board.qemu_machine, "raspi3b");
-        assert_eq!(board.init_args, parent.init_args);
+        // Tables merge key by key: the child's early_getty replaces the parent's, the
+        // rest of [init] is inherited.
+        let getty = |board: &Board| {
+            let at = board.init_args.iter().position(|arg| arg == "-g").unwrap();
+            board.init_args[at + 1].clone()
+        };
+        assert_eq!(getty(&board), "getty -L 115200 console vt100");
+        assert_eq!(board.init_args.len(), parent.init_args.len());
         assert_eq!(board.packages, parent.packages);
     }
 }

@@ -15,6 +15,7 @@ mod elf;
 mod fetch;
 mod init;
 mod listing;
+mod modules;
 mod overlay;
 mod spec;
 mod tree;
