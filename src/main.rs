@@ -99,46 +99,7 @@ enum Command {
     /// Boot a board on QEMU and judge the boot by its serial console: exit 0 when every
     /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1
     /// when it booted but failed (panic, pid 1 died, a marker missing, timeout).
-    Boot {
-        board: PathBuf,
-        /// Boot this initramfs instead of building the board's.
-        #[arg(long)]
-        image: Option<PathBuf>,
-        /// Kernel image instead of the one in the board's kernel package.
-        #[arg(long)]
-        kernel: Option<PathBuf>,
-        /// Device tree instead of the board's.
-        #[arg(long)]
-        dtb: Option<PathBuf>,
-        /// Words added to the kernel command line.
-        #[arg(long)]
-        append: Option<String>,
-        /// Seconds before giving up (scaled by `KILN_TIMEOUT_SCALE`).
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// Text that must appear on the console (repeatable); then a clean power-off is
-        /// required too. Default: stage 2 finishing, after which QEMU is stopped.
-        #[arg(long)]
-        expect: Vec<String>,
-        /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
-        #[arg(long)]
-        interactive: bool,
-        /// QEMU accelerator: auto (KVM only when a cached probe boot shows it works), tcg
-        /// or kvm.
-        #[arg(long, default_value = "auto")]
-        accel: String,
-        /// Take .debs from this directory instead of downloading.
-        #[arg(long, value_name = "DIR")]
-        offline: Option<PathBuf>,
-        /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
-        /// what the s6 init did against the board's options, then shut down.
-        #[arg(long, conflicts_with_all = ["image", "interactive"])]
-        check: bool,
-        /// How --check shuts down: poweroff, reboot, halt, sigint, or ctrl-alt-del (pressed
-        /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
-        #[arg(long, default_value = "poweroff", requires = "check")]
-        action: String,
-    },
+    Boot(BootArgs),
     /// Download a board's .deb files (its packages' Depends closure and its kernel) into
     /// the cache, through the host's apt configuration, without root.
     Fetch {
@@ -223,33 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             explain,
         } => build(&board, output, &format, offline, explain),
-        Command::Boot {
-            board,
-            image,
-            kernel,
-            dtb,
-            append,
-            timeout,
-            expect,
-            interactive,
-            accel,
-            offline,
-            check,
-            action,
-        } => boot(BootArgs {
-            board,
-            image,
-            kernel,
-            dtb,
-            append,
-            timeout,
-            expect,
-            interactive,
-            accel,
-            offline,
-            check,
-            action,
-        }),
+        Command::Boot(args) => boot(args),
         Command::Fetch {
             board,
             offline,
@@ -349,18 +284,45 @@ fn build(
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(clap::Args)]
 struct BootArgs {
     board: PathBuf,
+    /// Boot this initramfs instead of building the board's.
+    #[arg(long)]
     image: Option<PathBuf>,
+    /// Kernel image instead of the one in the board's kernel package.
+    #[arg(long)]
     kernel: Option<PathBuf>,
+    /// Device tree instead of the board's.
+    #[arg(long)]
     dtb: Option<PathBuf>,
+    /// Words added to the kernel command line.
+    #[arg(long)]
     append: Option<String>,
+    /// Seconds before giving up (scaled by `KILN_TIMEOUT_SCALE`).
+    #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Text that must appear on the console (repeatable); then a clean power-off is
+    /// required too. Default: stage 2 finishing, after which QEMU is stopped.
+    #[arg(long)]
     expect: Vec<String>,
+    /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
+    #[arg(long)]
     interactive: bool,
+    /// QEMU accelerator: auto (KVM only when a cached probe boot shows it works), tcg
+    /// or kvm.
+    #[arg(long, default_value = "auto")]
     accel: String,
+    /// Take .debs from this directory instead of downloading.
+    #[arg(long, value_name = "DIR")]
     offline: Option<PathBuf>,
+    /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
+    /// what the s6 init did against the board's options, then shut down.
+    #[arg(long, conflicts_with_all = ["image", "interactive"])]
     check: bool,
+    /// How --check shuts down: poweroff, reboot, halt, sigint, or ctrl-alt-del (pressed
+    /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
+    #[arg(long, default_value = "poweroff", requires = "check")]
     action: String,
 }
 

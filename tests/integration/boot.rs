@@ -391,53 +391,37 @@ fn boards_boot_and_the_probe_proves_the_init() {
 
     // The real-board machines boot the same userland with their own device trees.
     // raspberrypi3-64 powers off through bcm2835_wdt, a module kiln put in the image from
-    // the kernel package's .modinfo closure and rc.init loaded.
-    let result = boot(
-        &scratch.path,
-        &[
-            &format!("{ROOT}/board-configs/raspberrypi3-64.toml"),
-            "--check",
-            "--timeout",
-            "300",
-        ],
-    );
-    assert_eq!(
-        result.code,
-        Some(0),
-        "raspberrypi3-64 --check: {}\n{}",
-        result.report,
-        result.console
-    );
-    assert!(result.console.contains("bcm2835-wdt"), "{}", result.console);
-    assert!(
-        result.console.contains("reboot: Power down"),
-        "{}",
-        result.console
-    );
-
-    // orangepi-pc gets PSCI from QEMU, so it is checked through power-off too.
-    let result = boot(
-        &scratch.path,
-        &[
-            &format!("{ROOT}/board-configs/orangepi-pc.toml"),
-            "--check",
-            "--timeout",
-            "300",
-        ],
-    );
-    assert_eq!(
-        result.code,
-        Some(0),
-        "orangepi-pc --check: {}\n{}",
-        result.report,
-        result.console
-    );
-    assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
-    assert!(
-        result.console.contains("reboot: Power down"),
-        "{}",
-        result.console
-    );
+    // the kernel package's .modinfo closure and rc.init loaded; orangepi-pc gets PSCI from
+    // QEMU. Both are checked through power-off.
+    for (board, evidence) in [
+        ("raspberrypi3-64", "bcm2835-wdt"),
+        ("orangepi-pc", "PROBE done"),
+    ] {
+        let result = boot(
+            &scratch.path,
+            &[
+                &format!("{ROOT}/board-configs/{board}.toml"),
+                "--check",
+                "--timeout",
+                "300",
+            ],
+        );
+        assert_eq!(
+            result.code,
+            Some(0),
+            "{board} --check: {}\n{}",
+            result.report,
+            result.console
+        );
+        assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+        for wanted in [evidence, "reboot: Power down"] {
+            assert!(
+                result.console.contains(wanted),
+                "{board}: no {wanted:?}:\n{}",
+                result.console
+            );
+        }
+    }
     for board in ["raspberrypi3-64", "orangepi-pc"] {
         let result = boot(
             &scratch.path,
