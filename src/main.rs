@@ -13,6 +13,7 @@ mod config;
 mod deb;
 mod elf;
 mod fetch;
+mod flash;
 mod init;
 mod listing;
 mod modules;
@@ -100,6 +101,19 @@ enum Command {
     /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1
     /// when it booted but failed (panic, pid 1 died, a marker missing, timeout).
     Boot(BootArgs),
+    /// Write an image to a block device (an SD card) or a file, then sync, read back and
+    /// compare. Refuses mounted devices, the system's own disk, non-removable disks
+    /// (unless --force) and targets smaller than the image; asks first unless --yes.
+    Flash {
+        image: PathBuf,
+        device: PathBuf,
+        /// Allow a disk that does not say it is removable.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Download a board's .deb files (its packages' Depends closure and its kernel) into
     /// the cache, through the host's apt configuration, without root.
     Fetch {
@@ -185,6 +199,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             explain,
         } => build(&board, output, &format, offline, explain),
         Command::Boot(args) => boot(args),
+        Command::Flash {
+            image,
+            device,
+            force,
+            yes,
+        } => {
+            flash::flash(&image, &device, &flash::Options { force, yes })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Fetch {
             board,
             offline,
@@ -665,6 +688,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<tree::TreeError>()
             || cause.is::<tree::PathError>()
             || cause.is::<fetch::MissingPackage>()
+            || cause.is::<flash::Refused>()
         {
             return EXIT_USAGE;
         }

@@ -2,6 +2,7 @@
 
 mod boot;
 mod fetch;
+mod flash;
 mod maker;
 mod pack;
 mod util;

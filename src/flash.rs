@@ -1,0 +1,230 @@
+//! `kiln flash IMAGE DEVICE`: write a card image to a block device (or a file), safely.
+//!
+//! Before writing it refuses what would hurt: a device that is mounted or holds a mounted
+//! partition, the disk the running system lives on, a non-removable disk unless forced,
+//! and a target smaller than the image. It shows the model and size and asks unless told
+//! yes. After writing it syncs, reads the target back and compares checksums.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// A refusal: the target is not safe to overwrite. Exit 100.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to write {target}: {why}")]
+pub struct Refused {
+    pub target: String,
+    pub why: String,
+}
+
+pub struct Options {
+    pub force: bool,
+    pub yes: bool,
+}
+
+/// What is known about a block device from sysfs.
+struct BlockDevice {
+    name: String,
+    major: u32,
+    minor: u32,
+    removable: bool,
+    model: String,
+}
+
+fn block_device(path: &Path) -> Result<Option<BlockDevice>> {
+    let metadata =
+        fs::metadata(path).with_context(|| format!("unable to stat {}", path.display()))?;
+    if !metadata.file_type().is_block_device() {
+        return Ok(None);
+    }
+    let rdev = metadata.rdev();
+    let (major, minor) = (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    );
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let name = fs::canonicalize(&sys)
+        .ok()
+        .and_then(|real| {
+            real.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| path.display().to_string());
+    let read = |file: &str| {
+        fs::read_to_string(sys.join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    Ok(Some(BlockDevice {
+        name,
+        major,
+        minor,
+        removable: read("removable") == "1",
+        model: [read("device/vendor"), read("device/model")]
+            .join(" ")
+            .trim()
+            .to_string(),
+    }))
+}
+
+/// (major, minor) of every mounted filesystem's device.
+fn mounted_devices() -> Vec<(u32, u32)> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .filter_map(|numbers| numbers.split_once(':'))
+        .filter_map(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+        .collect()
+}
+
+/// The device and its partitions, as (major, minor).
+fn device_and_partitions(device: &BlockDevice) -> Vec<(u32, u32)> {
+    let mut numbers = vec![(device.major, device.minor)];
+    let sys = PathBuf::from(format!("/sys/class/block/{}", device.name));
+    if let Ok(entries) = fs::read_dir(&sys) {
+        for entry in entries.flatten() {
+            let dev = entry.path().join("dev");
+            if let Ok(text) = fs::read_to_string(dev) {
+                if let Some((major, minor)) = text.trim().split_once(':') {
+                    if let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) {
+                        numbers.push((major, minor));
+                    }
+                }
+            }
+        }
+    }
+    numbers
+}
+
+/// Writes `image` to `target` after the safety checks; returns bytes written.
+pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
+    let image_len = fs::metadata(image)
+        .with_context(|| format!("unable to read {}", image.display()))?
+        .len();
+    let target_name = target.display().to_string();
+    let refuse = |why: String| Refused {
+        target: target_name.clone(),
+        why,
+    };
+    let device = if target.exists() {
+        block_device(target)?
+    } else {
+        None
+    };
+    if let Some(device) = &device {
+        let mounted = mounted_devices();
+        let ours = device_and_partitions(device);
+        if ours.iter().any(|number| mounted.contains(number)) {
+            // The root filesystem's device is mounted too; say which case it is.
+            let root = fs::metadata("/").map(|meta| meta.dev()).unwrap_or(0);
+            let root = (
+                nix::sys::stat::major(root) as u32,
+                nix::sys::stat::minor(root) as u32,
+            );
+            let why = if ours.contains(&root) {
+                "it holds the running system's root filesystem".to_string()
+            } else {
+                "it or one of its partitions is mounted (note: unmount it first)".to_string()
+            };
+            return Err(refuse(why).into());
+        }
+        if !device.removable && !options.force {
+            return Err(refuse(format!(
+                "{} is not a removable disk (note: pass --force if this really is the card)",
+                device.name
+            ))
+            .into());
+        }
+        let mut file =
+            File::open(target).with_context(|| format!("unable to open {target_name}"))?;
+        let size = file
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("unable to size {target_name}"))?;
+        if size < image_len {
+            return Err(refuse(format!("it holds {size} bytes, the image {image_len}")).into());
+        }
+        if !options.yes {
+            eprint!(
+                "kiln: write {} ({image_len} bytes) to {target_name}: {} ({}), {size} bytes; everything on it is lost. Type yes: ",
+                image.display(),
+                if device.model.is_empty() {
+                    "unknown model"
+                } else {
+                    &device.model
+                },
+                device.name
+            );
+            let mut answer = String::new();
+            io::stdin()
+                .lock()
+                .read_line(&mut answer)
+                .context("unable to read the answer")?;
+            if answer.trim() != "yes" {
+                return Err(refuse("not confirmed".to_string()).into());
+            }
+        }
+    }
+
+    let mut source =
+        File::open(image).with_context(|| format!("unable to open {}", image.display()))?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(device.is_none())
+        .truncate(device.is_none())
+        .open(target)
+        .with_context(|| format!("unable to open {target_name} for writing"))?;
+    let bar = crate::archive::progress_bar(&format!("flashing {target_name}"));
+    bar.set_length(image_len);
+    let start = Instant::now();
+    let mut buffer = vec![0u8; 4 << 20];
+    let mut written = 0u64;
+    let mut crc = flate2::Crc::new();
+    loop {
+        let n = source
+            .read(&mut buffer)
+            .context("unable to read the image")?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buffer[..n])
+            .with_context(|| format!("unable to write {target_name}"))?;
+        crc.update(&buffer[..n]);
+        written += n as u64;
+        bar.set_position(written);
+    }
+    out.sync_all()
+        .with_context(|| format!("unable to sync {target_name}"))?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64().max(1e-6);
+
+    // Read back exactly the image's length and compare.
+    let mut back =
+        File::open(target).with_context(|| format!("unable to read back {target_name}"))?;
+    let mut check = flate2::Crc::new();
+    let mut remaining = image_len;
+    while remaining > 0 {
+        let want = buffer.len().min(remaining as usize);
+        back.read_exact(&mut buffer[..want])
+            .with_context(|| format!("unable to read back {target_name}"))?;
+        check.update(&buffer[..want]);
+        remaining -= want as u64;
+    }
+    if check.sum() != crc.sum() {
+        bail!(
+            "{target_name}: read-back CRC-32 {:08x} differs from the image's {:08x}",
+            check.sum(),
+            crc.sum()
+        );
+    }
+    eprintln!(
+        "kiln: wrote {written} bytes to {target_name} in {seconds:.2} s ({:.1} MB/s), synced, read back: CRC-32 {:08x} matches",
+        written as f64 / seconds / 1e6,
+        crc.sum()
+    );
+    Ok(written)
+}
