@@ -35,6 +35,8 @@ pub struct Built {
     pub explain: String,
     /// The init as generated (the maker's validated options).
     pub init: init::Config,
+    /// The fetched packages, the kernel's included: package → .deb.
+    pub debs: BTreeMap<String, PathBuf>,
 }
 
 pub struct Request<'a> {
@@ -173,9 +175,7 @@ pub fn build(request: &Request) -> Result<Built> {
     let mut outputs = Vec::new();
     std::fs::create_dir_all(&request.out_dir)
         .with_context(|| format!("unable to create {}", request.out_dir.display()))?;
-    let mut options = archive::Options::from_env()?;
-    options.user_names = names_of(&image, "etc/passwd");
-    options.group_names = names_of(&image, "etc/group");
+    let options = archive::Options::from_env()?.with_image_names(&image);
     for format in &request.formats {
         let path = request
             .out_dir
@@ -190,6 +190,7 @@ pub fn build(request: &Request) -> Result<Built> {
         outputs,
         explain,
         init: maker.config,
+        debs,
     })
 }
 
@@ -218,11 +219,10 @@ fn relocate(image: &Tree, data: &Tree) -> Tree {
 fn relabel(tree: &mut Tree, owners: &BTreeMap<String, String>) {
     for (_, node) in tree.iter_mut() {
         let origin = node.origin.to_string();
-        if let Some((deb, package)) = owners
+        if let Some(package) = owners
             .iter()
-            .find(|(deb, _)| origin.starts_with(deb.as_str()))
+            .find_map(|(deb, package)| origin.starts_with(deb.as_str()).then_some(package))
         {
-            let _ = deb;
             node.origin = package.as_str().into();
         }
     }
@@ -417,12 +417,7 @@ fn add_users(image: &mut Tree, board: &Board) -> Result<Option<(u32, u32)>> {
 /// The board's kernel modules and what they need, from the kernel package, plus
 /// `/etc/kiln/modules`: their image paths in load order, which rc.init insmods.
 fn add_modules(image: &mut Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Result<()> {
-    let Some(kernel_deb) = debs
-        .iter()
-        .filter(|(name, _)| name.starts_with("linux-image-"))
-        .max_by_key(|(name, _)| name.len())
-        .map(|(_, path)| path)
-    else {
+    let Some(kernel_deb) = fetch::kernel_deb(debs) else {
         bail!("[kernel] modules: the board has no kernel package to take them from");
     };
     let package = deb::read(kernel_deb)?;
@@ -509,26 +504,6 @@ fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn names_of(tree: &Tree, file: &str) -> BTreeMap<u32, String> {
-    let mut names = BTreeMap::new();
-    let Some(Node {
-        kind: Kind::File(content),
-        ..
-    }) = tree.get(&ArchivePath::new(file).expect("literal"))
-    else {
-        return names;
-    };
-    for line in String::from_utf8_lossy(&content.read_all().unwrap_or_default()).lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if let (Some(name), Some(Ok(id))) =
-            (fields.first(), fields.get(2).map(|id| id.parse::<u32>()))
-        {
-            names.entry(id).or_insert_with(|| name.to_string());
-        }
-    }
-    names
 }
 
 /// `--explain`: each object's dependencies, with the package each library came from.

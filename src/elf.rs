@@ -175,10 +175,16 @@ fn is_compatible(tree: &Tree, path: &ArchivePath, arch: Arch) -> bool {
     else {
         return false;
     };
-    let Some(bytes) = read_elf(content) else {
+    // The header decides; reading whole libraries for every candidate of every object
+    // made the closure check read libc hundreds of times.
+    let mut header = [0u8; 64];
+    let read = content
+        .open()
+        .and_then(|mut reader| reader.read_exact(&mut header));
+    if read.is_err() || &header[..4] != b"\x7fELF" {
         return false;
-    };
-    goblin::elf::Elf::parse_header(&bytes).is_ok_and(|header| {
+    }
+    goblin::elf::Elf::parse_header(&header).is_ok_and(|header| {
         header.e_machine == arch.elf_machine()
             && (header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64)
                 == arch.is_64_bit()

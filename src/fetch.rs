@@ -349,6 +349,54 @@ pub fn offline_index(dir: &Path, arch: Arch) -> Result<BTreeMap<String, (Stanza,
     Ok(index)
 }
 
+/// Where packages come from: apt (downloads into the cache) or an offline directory.
+enum Source {
+    Apt(Apt),
+    Offline(BTreeMap<String, (Stanza, PathBuf)>),
+}
+
+impl Source {
+    fn lookup(&self, names: &[String]) -> Result<BTreeMap<String, Stanza>> {
+        match self {
+            Source::Apt(apt) => apt.show(names),
+            Source::Offline(index) => Ok(names
+                .iter()
+                .filter_map(|name| {
+                    index
+                        .get(name)
+                        .map(|(stanza, _)| (name.clone(), stanza.clone()))
+                })
+                .collect()),
+        }
+    }
+
+    /// The .deb of each package, downloading what is missing.
+    fn debs(&self, packages: &BTreeMap<String, Stanza>) -> Result<BTreeMap<String, PathBuf>> {
+        match self {
+            Source::Apt(apt) => {
+                apt.download(packages, &cache_dir().join("debs").join(apt.arch.debian()))
+            }
+            Source::Offline(index) => Ok(packages
+                .keys()
+                .filter_map(|name| {
+                    index
+                        .get(name)
+                        .map(|(_, path)| (name.clone(), path.clone()))
+                })
+                .collect()),
+        }
+    }
+}
+
+/// The kernel image package among fetched ones: the `linux-image-<abi>` package, whose
+/// name is longer than its metapackage's (`linux-image-arm64`).
+pub fn kernel_deb(debs: &BTreeMap<String, PathBuf>) -> Option<&PathBuf> {
+    debs.iter()
+        .filter(|(name, _)| name.starts_with("linux-image-"))
+        .max_by_key(|(name, _)| name.len())
+        .map(|(_, path)| path)
+}
+
 /// The board's packages, fetched: package name -> .deb path. Kernel metapackages bring
 /// only their `linux-image-*` dependency, not the kernel's userland tools.
 pub fn fetch_board(
@@ -360,32 +408,15 @@ pub fn fetch_board(
     roots.extend(board.select.keys().cloned());
     let exclude: BTreeSet<String> = board.exclude.iter().cloned().collect();
     let arch = board.arch;
-    let mut offline_index = match offline {
-        Some(dir) => Some(offline_index(dir, arch)?),
-        None => None,
-    };
-    let apt = match offline {
-        Some(_) => None,
+    let source = match offline {
+        Some(dir) => Source::Offline(offline_index(dir, arch)?),
         None => {
             let apt = Apt::new(&cache_dir(), arch)?;
             apt.update(refresh)?;
-            Some(apt)
+            Source::Apt(apt)
         }
     };
-    let mut lookup = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
-        match (&apt, &offline_index) {
-            (Some(apt), _) => apt.show(names),
-            (None, Some(index)) => Ok(names
-                .iter()
-                .filter_map(|name| {
-                    index
-                        .get(name)
-                        .map(|(stanza, _)| (name.clone(), stanza.clone()))
-                })
-                .collect()),
-            (None, None) => unreachable!("either apt or an offline index"),
-        }
-    };
+    let mut lookup = |names: &[String]| source.lookup(names);
     let mut packages = closure(&roots, &exclude, &mut lookup)?;
     if let Some(kernel) = &board.kernel_package {
         let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
@@ -403,21 +434,7 @@ pub fn fetch_board(
             &mut kernel_only,
         )?);
     }
-    match (&apt, offline_index.take()) {
-        (Some(apt), _) => {
-            let dir = cache_dir().join("debs").join(arch.debian());
-            apt.download(&packages, &dir)
-        }
-        (None, Some(index)) => Ok(packages
-            .keys()
-            .filter_map(|name| {
-                index
-                    .get(name)
-                    .map(|(_, path)| (name.clone(), path.clone()))
-            })
-            .collect()),
-        (None, None) => unreachable!("either apt or an offline index"),
-    }
+    source.debs(&packages)
 }
 
 #[cfg(test)]

@@ -248,9 +248,7 @@ fn pack(output: &Path, format: Option<&str>, owner: &str, specs: &[String]) -> R
     for operand in specs {
         inputs.apply(&mut tree, operand)?;
     }
-    let mut options = archive::Options::from_env()?;
-    options.user_names = image_names(&tree, "etc/passwd");
-    options.group_names = image_names(&tree, "etc/group");
+    let options = archive::Options::from_env()?.with_image_names(&tree);
     archive::write_file(&tree, format, output, &options)
         .with_context(|| format!("unable to write {}", output.display()))?;
     eprintln!(
@@ -367,6 +365,7 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
     }
     let out_dir = PathBuf::from("out").join(&board.name);
     let mut probe_expected = None;
+    let mut debs = None;
     let image = match args.image {
         Some(image) => image,
         None => {
@@ -388,6 +387,7 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
             if args.check {
                 probe_expected = Some(boot::probe::expected(&built.init, &board.console));
             }
+            debs = Some(std::mem::take(&mut built.debs));
             built.outputs.remove(0)
         }
     };
@@ -405,12 +405,13 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         (Some(kernel), _) => (kernel, args.dtb),
         (None, Some(path)) => (path.clone(), args.dtb),
         (None, None) => {
-            let debs = fetch::fetch_board(&board, args.offline.as_deref(), false)?;
-            let deb = debs
-                .iter()
-                .filter(|(name, _)| name.starts_with("linux-image-"))
-                .max_by_key(|(name, _)| name.len())
-                .map(|(_, path)| path.clone())
+            // The build already fetched the kernel package; fetch only for --image.
+            let debs = match debs {
+                Some(debs) => debs,
+                None => fetch::fetch_board(&board, args.offline.as_deref(), false)?,
+            };
+            let deb = fetch::kernel_deb(&debs)
+                .cloned()
                 .ok_or_else(|| UsageError(format!("{}: [kernel] names no package (note: set [kernel] package or path, or pass --kernel)", board.file.display())))?;
             let (kernel, board_dtb) = boot::kernel_from_package(&board, &deb, &out_dir)?;
             (kernel, args.dtb.or(board_dtb))
@@ -655,29 +656,6 @@ fn parse_owner(text: &str) -> Result<(u32, u32)> {
         .split_once(':')
         .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
     parsed.ok_or_else(|| UsageError(format!("--owner {text:?}: expected numeric UID:GID")).into())
-}
-
-/// id → name from the image's own passwd or group file, for tar's uname/gname.
-fn image_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> {
-    let mut names = std::collections::BTreeMap::new();
-    let path = tree::ArchivePath::new(file).expect("literal");
-    if let Some(tree::Node {
-        kind: tree::Kind::File(content),
-        ..
-    }) = tree.get(&path)
-    {
-        if let Ok(bytes) = content.read_all() {
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                let fields: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(id)) = (fields.first(), fields.get(2)) {
-                    if let Ok(id) = id.parse::<u32>() {
-                        names.entry(id).or_insert_with(|| name.to_string());
-                    }
-                }
-            }
-        }
-    }
-    names
 }
 
 /// 100 when any error in the chain is about the input, 111 otherwise.

@@ -111,6 +111,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// Fills uname/gname from the image's own /etc/passwd and /etc/group, never the
+    /// host's; an image without them gets numeric owners only.
+    pub fn with_image_names(mut self, tree: &Tree) -> Options {
+        self.user_names = id_names(tree, "etc/passwd");
+        self.group_names = id_names(tree, "etc/group");
+        self
+    }
+
     /// mtime from `SOURCE_DATE_EPOCH` when set, else `DEFAULT_MTIME`; threads from
     /// `KILN_THREADS` when set, else the number of CPUs.
     pub fn from_env() -> Result<Options, ArchiveError> {
@@ -278,6 +286,28 @@ impl<W: Write> Write for Counted<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// id → name from a passwd- or group-format file in the tree (first entry wins).
+fn id_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let path = ArchivePath::new(file).expect("literal");
+    let Some(crate::tree::Node {
+        kind: crate::tree::Kind::File(content),
+        ..
+    }) = tree.get(&path)
+    else {
+        return names;
+    };
+    for line in String::from_utf8_lossy(&content.read_all().unwrap_or_default()).lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if let (Some(name), Some(Ok(id))) =
+            (fields.first(), fields.get(2).map(|id| id.parse::<u32>()))
+        {
+            names.entry(id).or_insert_with(|| name.to_string());
+        }
+    }
+    names
 }
 
 /// A file created next to its destination and removed unless committed.

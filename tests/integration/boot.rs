@@ -36,9 +36,7 @@ struct Boot {
 
 /// `kiln boot` in `dir` (so out/ lands there), with the shared package cache.
 fn boot(dir: &std::path::Path, args: &[&str]) -> Boot {
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let cache = crate::util::shared_cache();
     let output = crate::util::kiln()
         .current_dir(dir)
         .env("KILN_CACHE", &cache)

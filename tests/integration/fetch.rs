@@ -74,14 +74,6 @@ fn fetch_downloads_the_closure_unprivileged_and_offline_agrees() {
     );
 }
 
-/// A cache shared by the build tests, writable by the unprivileged kiln.
-fn shared_cache() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-cache");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    dir
-}
-
 /// `kiln build` for the three qemu boards, unprivileged: the archive holds the init, the
 /// console node, the logger fifo, uncaught-logs owned by the board's log user from the
 /// image's passwd, s6-svscan for the right machine, and a complete ELF closure. Two
@@ -95,7 +87,7 @@ fn build_qemu_boards_unprivileged() {
         eprintln!("skipping: downloads ~200 MB; set KILN_NETWORK_TESTS=1 (always on under CI)");
         return;
     }
-    let cache = shared_cache();
+    let cache = crate::util::shared_cache();
     for (board, arch, machine) in [
         ("qemu-aarch64", "aarch64", "ARM aarch64"),
         ("qemu-armv7", "armv7", "ARM, EABI5"),

@@ -194,3 +194,11 @@ pub fn gnu_cpio_listing(archive: &Path, raw: &Path) -> String {
     assert!(status.success());
     tool("cpio", &["-itv", "--numeric-uid-gid", "--quiet"], Some(raw))
 }
+
+/// The package cache the network tests share, writable by the unprivileged kiln.
+pub fn shared_cache() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-cache");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
