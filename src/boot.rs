@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::arch::Arch;
-use crate::config::Board;
+use crate::config::{Board, Drive};
 use crate::tree::{Kind, Node};
 
 /// What QEMU boots.
@@ -24,6 +24,50 @@ pub struct Artifacts {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub dtb: Option<PathBuf>,
+    /// The kernel command line instead of the board's (a card's cmdline.txt).
+    pub cmdline: Option<String>,
+    /// A card or disk image, attached as the board's drive.
+    pub disk: Option<(PathBuf, Drive)>,
+}
+
+/// The boot files of a card or disk image made by `kiln image`: the first FAT partition
+/// with a cmdline.txt gives the kernel (`vmlinuz`), `initrd.img`, the board's dtb (by
+/// its base name) and the command line, copied out next to the other boot files.
+pub fn from_card(board: &Board, image: &Path, out_dir: &Path) -> Result<Artifacts> {
+    use crate::archive::image::{fat_extract, read_table};
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("unable to create {}", out_dir.display()))?;
+    let dest = |name: &str| out_dir.join(format!("{}.card-{name}", board.name));
+    let extents = read_table(image)?;
+    let boot = extents
+        .iter()
+        .find(|extent| fat_extract(image, **extent, "cmdline.txt", &dest("cmdline.txt")).is_ok())
+        .copied()
+        .ok_or_else(|| {
+            crate::UsageError(format!(
+                "{}: no FAT partition with cmdline.txt (is it a kiln image with a boot partition?)",
+                image.display()
+            ))
+        })?;
+    let cmdline = std::fs::read_to_string(dest("cmdline.txt"))
+        .with_context(|| format!("unable to read {}", dest("cmdline.txt").display()))?;
+    fat_extract(image, boot, "vmlinuz", &dest("vmlinuz"))?;
+    fat_extract(image, boot, "initrd.img", &dest("initrd.img"))?;
+    let dtb = match &board.dtb {
+        Some(name) => {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            fat_extract(image, boot, base, &dest(base))?;
+            Some(dest(base))
+        }
+        None => None,
+    };
+    Ok(Artifacts {
+        kernel: dest("vmlinuz"),
+        initrd: Some(dest("initrd.img")),
+        dtb,
+        cmdline: Some(cmdline.trim().to_string()),
+        disk: Some((image.to_path_buf(), board.drive)),
+    })
 }
 
 /// The QEMU program for an arch.
@@ -81,7 +125,20 @@ pub fn command(
         argv.push("-dtb".into());
         argv.push(dtb.clone().into());
     }
-    let mut cmdline = board.cmdline.clone();
+    if let Some((disk, drive)) = &artifacts.disk {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = disk.display().to_string().replace(',', ",,");
+        let interface = match drive {
+            Drive::Sd => "sd",
+            Drive::Virtio => "virtio",
+        };
+        argv.push("-drive".into());
+        argv.push(format!("file={file},if={interface},format=raw").into());
+    }
+    let mut cmdline = artifacts
+        .cmdline
+        .clone()
+        .unwrap_or_else(|| board.cmdline.clone());
     if !cmdline
         .split_whitespace()
         .any(|word| word.starts_with("panic="))
@@ -103,7 +160,7 @@ pub fn kernel_from_package(
     deb: &Path,
     out_dir: &Path,
 ) -> Result<(PathBuf, Option<PathBuf>)> {
-    let package = crate::deb::read(deb)?;
+    let package = crate::deb::read_cached(deb)?;
     let find = |wanted: &dyn Fn(&str) -> bool| {
         package
             .data
@@ -429,20 +486,28 @@ mod tests {
             "orangepi-pc",
         ] {
             let board = Board::load(&root.join(format!("board-configs/{name}.toml"))).unwrap();
-            let artifacts = Artifacts {
+            let mut artifacts = Artifacts {
                 kernel: PathBuf::from("KERNEL"),
                 initrd: Some(PathBuf::from("INITRD")),
                 dtb: board.dtb.as_ref().map(|_| PathBuf::from("DTB")),
+                cmdline: None,
+                disk: None,
             };
-            let argv = command(&board, &artifacts, None, "tcg");
-            let text = argv
-                .iter()
-                .map(|arg| arg.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n";
+            let text = |artifacts: &Artifacts| {
+                command(&board, artifacts, None, "tcg")
+                    .iter()
+                    .map(|arg| arg.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            };
             expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.args"))]
-                .assert_eq(&text);
+                .assert_eq(&text(&artifacts));
+            // Booting the card: its cmdline.txt and the image as the board's drive.
+            artifacts.cmdline = Some("CMDLINE.TXT".to_string());
+            artifacts.disk = Some((PathBuf::from("out/a,b.img"), board.drive));
+            expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.disk.args"))]
+                .assert_eq(&text(&artifacts));
         }
     }
 
@@ -517,6 +582,19 @@ pub mod probe {
             )
             .replace("    echo \"PROBE stage2-env=[$KILN_E]\"\n", &env_lines)
             .replace("/etc/rc.init", &original)
+    }
+
+    /// What the probe must also report on a card or disk boot: `/` is the ext4 root
+    /// partition with this label, and its own nodes (under the devtmpfs) are as built.
+    pub fn expected_root(config: &Config, label: &str) -> Vec<(String, String)> {
+        let owner = format!("{}:{}", config.log_uid, config.log_gid);
+        vec![
+            ("root-fs".to_string(), "ext4".to_string()),
+            ("root-label".to_string(), label.to_string()),
+            ("root-console".to_string(), "crw------- 0:0 5,1".to_string()),
+            ("root-fifo".to_string(), "prw------- 0:0".to_string()),
+            ("root-logs".to_string(), format!("drwx--S--- {owner}")),
+        ]
     }
 
     /// What the probe must report for this init on a board whose console is `console`:
@@ -656,6 +734,8 @@ pub fn choose_accel(
         kernel: kernel.to_path_buf(),
         initrd: None,
         dtb: None,
+        cmdline: None,
+        disk: None,
     };
     let argv = command(board, &artifacts, Some("rdinit=/kiln-kvm-probe"), "kvm");
     let log = std::env::temp_dir().join(format!("kiln-kvm-probe-{}.log", std::process::id()));

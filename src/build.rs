@@ -417,12 +417,34 @@ fn add_users(image: &mut Tree, board: &Board) -> Result<Option<(u32, u32)>> {
 /// The board's kernel modules and what they need, from the kernel package, plus
 /// `/etc/kiln/modules`: their image paths in load order, which rc.init insmods.
 fn add_modules(image: &mut Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Result<()> {
+    add_module_closure(image, board, debs, &board.modules, "[kernel] modules")
+}
+
+/// Puts `names` (modules or aliases) and their closure from the kernel package into
+/// `tree`, with `/etc/kiln/modules` listing them in load order. Modules built into the
+/// kernel need nothing; a name the package does not have is a usage error.
+fn add_module_closure(
+    tree: &mut Tree,
+    board: &Board,
+    debs: &BTreeMap<String, PathBuf>,
+    names: &[String],
+    key: &str,
+) -> Result<()> {
     let Some(kernel_deb) = fetch::kernel_deb(debs) else {
-        bail!("[kernel] modules: the board has no kernel package to take them from");
+        bail!(crate::UsageError(format!(
+            "{key}: the board has no kernel package to take them from"
+        )));
     };
-    let package = deb::read(kernel_deb)?;
+    let package = deb::read_cached(kernel_deb)?;
     let index = crate::modules::index(&package.data)?;
-    let order = crate::modules::closure(&index, &board.modules)?;
+    let builtin = crate::modules::builtin(&package.data);
+    let wanted: Vec<String> = names
+        .iter()
+        .filter(|name| !builtin.contains(&crate::modules::canonical(name)))
+        .cloned()
+        .collect();
+    let order = crate::modules::closure(&index, &wanted)
+        .map_err(|err| crate::UsageError(format!("{}: {key}: {err}", board.file.display())))?;
     let mut list = String::new();
     for module in &order {
         let node = package
@@ -430,15 +452,11 @@ fn add_modules(image: &mut Tree, board: &Board, debs: &BTreeMap<String, PathBuf>
             .get(&module.path)
             .cloned()
             .expect("indexed from this tree");
-        image.replace(module.path.clone(), node)?;
+        tree.replace(module.path.clone(), node)?;
         let _ = writeln!(list, "/{}", module.path.as_str());
     }
-    let node = Node::new(
-        Kind::File(Content::inline(list)),
-        Meta::root(0o644),
-        "[kernel] modules",
-    );
-    image.replace(ArchivePath::new("etc/kiln/modules")?, node)?;
+    let node = Node::new(Kind::File(Content::inline(list)), Meta::root(0o644), key);
+    tree.replace(ArchivePath::new("etc/kiln/modules")?, node)?;
     Ok(())
 }
 
@@ -581,5 +599,255 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "a/c"));
         assert!(!glob("usr/bin/x", "usr/bin/xy"));
+    }
+}
+
+/// The applets kiln's stage 0 runs.
+const STAGE0_APPLETS: [&str; 9] = [
+    "sh",
+    "mount",
+    "umount",
+    "insmod",
+    "findfs",
+    "switch_root",
+    "sleep",
+    "cat",
+    "echo",
+];
+
+/// The stage-0 initramfs for a card: busybox (with its libraries if it is not static),
+/// the `[image] modules` closure with its load list, and kiln's
+/// `/init`, which mounts the root by label and switch_roots into the image's init.
+pub fn stage0(image: &Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Result<Tree> {
+    let origin = "kiln stage 0";
+    let Some(busybox_path) = elf::resolve(image, "/bin/busybox") else {
+        bail!(
+            "{}: a card image needs busybox in the image for its stage-0 initramfs (note: add busybox-static to [packages] include)",
+            board.file.display()
+        );
+    };
+    let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = image.get(&busybox_path).cloned()
+    else {
+        bail!("{busybox_path} is not a regular file");
+    };
+    let applets = busybox::applets(&content.read_all()?, busybox_path.as_str())?;
+    let mut tree = Tree::new();
+    for dir in ["bin", "dev", "etc", "proc", "sys", "newroot"] {
+        tree.dir(dir, Meta::root(0o755), origin)?;
+    }
+    tree.insert(
+        ArchivePath::new("dev/console")?,
+        Node::new(
+            Kind::CharDev { major: 5, minor: 1 },
+            Meta::root(0o600),
+            origin,
+        ),
+    )?;
+    tree.insert(
+        ArchivePath::new("bin/busybox")?,
+        Node::new(Kind::File(content), Meta::root(0o755), origin),
+    )?;
+    for applet in STAGE0_APPLETS {
+        if !applets.iter().any(|name| name == applet) {
+            bail!("{busybox_path} has no {applet} applet, which kiln's stage 0 needs");
+        }
+        tree.insert(
+            ArchivePath::new(&format!("bin/{applet}"))?,
+            Node::new(
+                Kind::Symlink("busybox".to_string()),
+                Meta::root(0o777),
+                origin,
+            ),
+        )?;
+    }
+    tree.file("init", include_str!("stage0.sh"), Meta::root(0o755), origin)?;
+    let modules = board
+        .image
+        .as_ref()
+        .map(|spec| spec.modules.clone())
+        .unwrap_or_default();
+    if !modules.is_empty() {
+        add_module_closure(&mut tree, board, debs, &modules, "[image] modules")?;
+    }
+    pull_libraries(&mut tree, image, board)?;
+    Ok(tree)
+}
+
+pub struct ImageRequest<'a> {
+    pub board: &'a Board,
+    pub output: PathBuf,
+    pub offline: Option<PathBuf>,
+    /// Add kiln's in-guest probe (`kiln boot --check`).
+    pub probe: bool,
+}
+
+/// What `kiln image` made.
+pub struct ImageBuilt {
+    pub written: archive::image::Written,
+    pub built: Built,
+    /// Files of the boot partition, by name.
+    pub boot_files: Vec<String>,
+    pub timings: Vec<(String, f64)>,
+}
+
+/// `kiln image`: the board's tree as the root partition, and a boot partition with the
+/// kernel, the dtb, the stage-0 initramfs, `cmdline.txt` and the board's extra files.
+pub fn image(request: &ImageRequest) -> Result<ImageBuilt> {
+    let board = request.board;
+    let Some(spec) = &board.image else {
+        bail!(crate::UsageError(format!(
+            "{}: no [image] table: describe the card's partitions there (see README, \"Card images\")",
+            board.file.display()
+        )));
+    };
+    let started = std::time::Instant::now();
+    let out_dir = match request.output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let built = build(&Request {
+        board,
+        out_dir: out_dir.clone(),
+        formats: Vec::new(),
+        offline: request.offline.clone(),
+        probe: request.probe,
+    })?;
+    let mut timings = vec![("image tree".to_string(), started.elapsed().as_secs_f64())];
+    let clock = std::time::Instant::now();
+    let options = archive::Options::from_env()?;
+    let scratch = out_dir.join(format!(".kiln-boot-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(scratch.clone());
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("unable to create {}", scratch.display()))?;
+    let mut boot = Vec::new();
+    if let Some(partition) = spec.boot() {
+        let deb = fetch::kernel_deb(&built.debs).with_context(|| {
+            format!(
+                "{}: a boot partition needs [kernel] package",
+                board.file.display()
+            )
+        })?;
+        let (kernel, dtb) = crate::boot::kernel_from_package(board, deb, &scratch)?;
+        boot.push(("vmlinuz".to_string(), kernel));
+        if let (Some(dtb_path), Some(name)) = (dtb, &board.dtb) {
+            let base = name.rsplit('/').next().unwrap_or(name).to_string();
+            boot.push((base, dtb_path));
+        }
+        let initrd = scratch.join("initrd.img");
+        let stage0 = stage0(&built.tree, board, &built.debs)?;
+        archive::write_file(
+            &stage0,
+            archive::Format::new(Container::Cpio, archive::Compression::Gzip),
+            &initrd,
+            &options,
+        )?;
+        boot.push(("initrd.img".to_string(), initrd));
+        let cmdline = scratch.join("cmdline.txt");
+        std::fs::write(
+            &cmdline,
+            format!(
+                "{} root=LABEL={} rootfstype=ext4 rootwait rw\n",
+                board.cmdline,
+                spec.root().label
+            ),
+        )
+        .with_context(|| format!("unable to write {}", cmdline.display()))?;
+        boot.push(("cmdline.txt".to_string(), cmdline));
+        for source in &partition.files {
+            boot_files(source, &built.debs, &scratch, &mut boot)?;
+        }
+        timings.push(("kernel, stage 0".to_string(), clock.elapsed().as_secs_f64()));
+    }
+    let input = archive::image::Input {
+        board: &board.name,
+        spec,
+        drive: board.drive,
+        root: &built.tree,
+        boot: boot.clone(),
+        mtime: options.mtime,
+    };
+    let written = archive::image::write(&input, &request.output)
+        .with_context(|| format!("unable to write {}", request.output.display()))?;
+    timings.extend(written.timings.iter().cloned());
+    Ok(ImageBuilt {
+        written,
+        built,
+        boot_files: boot.into_iter().map(|(name, _)| name).collect(),
+        timings,
+    })
+}
+
+/// Copies one `files` source into the scratch dir; the FAT writer sets their times, so
+/// it must never see the user's own files.
+fn boot_files(
+    source: &crate::config::FileSource,
+    debs: &BTreeMap<String, PathBuf>,
+    scratch: &Path,
+    boot: &mut Vec<(String, PathBuf)>,
+) -> Result<()> {
+    let mut add = |name: String, bytes: Vec<u8>| -> Result<()> {
+        let copy = scratch.join(format!("file-{}", boot.len()));
+        std::fs::write(&copy, bytes)
+            .with_context(|| format!("unable to write {}", copy.display()))?;
+        boot.retain(|(existing, _)| *existing != name);
+        boot.push((name, copy));
+        Ok(())
+    };
+    match source {
+        crate::config::FileSource::Host(path) => {
+            if path.is_dir() {
+                let mut tree = Tree::new();
+                overlay::load_dir(&mut tree, path, None, (0, 0))?;
+                for (name, node) in tree.iter() {
+                    if let Kind::File(content) = &node.kind {
+                        add(name.as_str().to_string(), content.read_all()?)?;
+                    }
+                }
+            } else {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("[image] files: unable to read {}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                add(name, bytes)?;
+            }
+        }
+        crate::config::FileSource::Package {
+            package,
+            glob: pattern,
+        } => {
+            let deb = debs
+                .get(package)
+                .with_context(|| format!("[image] files: package {package} was not fetched"))?;
+            let data = deb::read(deb)?.data;
+            let mut found = 0;
+            for (path, node) in data.iter() {
+                if let Kind::File(content) = &node.kind {
+                    if glob(pattern, path.as_str()) {
+                        add(path.file_name().to_string(), content.read_all()?)?;
+                        found += 1;
+                    }
+                }
+            }
+            if found == 0 {
+                bail!(crate::UsageError(format!(
+                    "[image] files: nothing in {package} matches {pattern:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        // Scratch files only; a leftover names itself as kiln's.
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

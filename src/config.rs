@@ -47,6 +47,8 @@ pub struct RawBoard {
     pub services: Option<Vec<String>>,
     /// What to write.
     pub output: Option<RawOutput>,
+    /// The partitioned disk or SD-card image `kiln image` writes.
+    pub image: Option<RawImage>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +80,9 @@ pub struct RawQemu {
     pub console: Option<String>,
     /// Extra QEMU arguments.
     pub extra: Option<Vec<String>>,
+    /// How a disk image is attached: `sd` (the board's SD slot; the card size must be a
+    /// power of two) or `virtio` (a virtio-blk disk).
+    pub drive: Option<String>,
 }
 
 /// Every s6-linux-init-maker option, by name.
@@ -171,6 +176,47 @@ pub struct RawOutput {
     pub formats: Option<Vec<String>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    /// Partition table: `mbr` (DOS) or `gpt`.
+    pub table: Option<String>,
+    /// Whole image size, e.g. `512M`; default: the partitions' end, rounded up to what
+    /// the drive takes (a power of two for `sd`).
+    pub size: Option<String>,
+    /// Kernel modules the stage-0 initramfs loads to reach the root (the SD host or
+    /// virtio driver and the filesystem, e.g. `["virtio_pci", "virtio_blk", "ext4"]`),
+    /// with what they need; they go only into that initramfs.
+    pub modules: Option<Vec<String>>,
+    /// The partitions, in disk order.
+    pub partitions: Option<Vec<RawPartition>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartition {
+    /// Filesystem label (the root is found by it at boot).
+    pub label: Option<String>,
+    /// `fat32` or `ext4`.
+    pub filesystem: Option<String>,
+    /// `boot` (kernel, dtb, stage-0 initramfs, cmdline.txt, `files`), `root` (the image
+    /// tree) or `empty` (formatted, nothing in it).
+    pub contents: Option<String>,
+    /// Start offset, e.g. `4M`; default: right after the previous one, 1 MiB aligned.
+    pub start: Option<String>,
+    /// Size, e.g. `64M`; default: the contents plus `margin`, or for the last partition
+    /// the rest of the image.
+    pub size: Option<String>,
+    /// Room added to the contents when `size` is not given, e.g. `32M` (default `16M`).
+    pub margin: Option<String>,
+    /// MBR type byte (`0x0c`) or GPT type GUID; default from the filesystem.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// Extra files for a boot partition: host paths relative to this file (a directory is
+    /// copied with its contents), or `PACKAGE:GLOB` for files of a fetched package.
+    pub files: Option<Vec<String>>,
+}
+
 /// A validated board.
 #[derive(Debug)]
 pub struct Board {
@@ -198,6 +244,104 @@ pub struct Board {
     pub devices: Vec<PathBuf>,
     pub services: Vec<PathBuf>,
     pub formats: Vec<Format>,
+    /// How `kiln boot --image` attaches a disk image.
+    pub drive: Drive,
+    pub image: Option<ImageSpec>,
+}
+
+/// How QEMU attaches a disk image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drive {
+    /// `-drive if=sd`: the card size must be a power of two.
+    Sd,
+    /// `-drive if=virtio`.
+    Virtio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Mbr,
+    Gpt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filesystem {
+    Fat32,
+    Ext4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contents {
+    Boot,
+    Root,
+    Empty,
+}
+
+/// Where an extra boot-partition file comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// A host file or directory.
+    Host(PathBuf),
+    /// Files of a fetched package matching a glob, copied flat.
+    Package { package: String, glob: String },
+}
+
+/// The board's `[image]`, validated; offsets and sizes in bytes.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub table: Table,
+    pub size: Option<u64>,
+    pub modules: Vec<String>,
+    pub partitions: Vec<PartitionSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartitionSpec {
+    pub label: String,
+    pub filesystem: Filesystem,
+    pub contents: Contents,
+    pub start: Option<u64>,
+    pub size: Option<u64>,
+    pub margin: u64,
+    pub type_: Option<String>,
+    pub files: Vec<FileSource>,
+}
+
+impl ImageSpec {
+    /// The partition holding the image tree.
+    pub fn root(&self) -> &PartitionSpec {
+        self.partitions
+            .iter()
+            .find(|p| p.contents == Contents::Root)
+            .expect("validated: one root partition")
+    }
+
+    /// The partition with the kernel and the stage-0 initramfs, if any.
+    pub fn boot(&self) -> Option<&PartitionSpec> {
+        self.partitions
+            .iter()
+            .find(|p| p.contents == Contents::Boot)
+    }
+}
+
+/// Parses a size: bytes, or a number with K, M, G or T (powers of 1024, `iB` allowed).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let text = text.strip_suffix("iB").unwrap_or(text);
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    let number: u64 = digits.parse().ok()?;
+    number.checked_mul(1 << shift)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,7 +445,6 @@ impl Board {
                 .unwrap_or_else(|| format!("console={console} panic=-1")),
             dtb: kernel.dtb,
             modules: kernel.modules.unwrap_or_default(),
-            qemu_machine,
             qemu_cpu: qemu.cpu,
             qemu_memory: qemu.memory.unwrap_or_else(|| "256M".to_string()),
             console,
@@ -326,8 +469,209 @@ impl Board {
                 .map(|p| base.join(p))
                 .collect(),
             formats,
+            drive: match qemu.drive.as_deref() {
+                Some("sd") => Drive::Sd,
+                Some("virtio") => Drive::Virtio,
+                None if ["virt", "q35", "pc"].contains(&qemu_machine.as_str()) => Drive::Virtio,
+                None => Drive::Sd,
+                Some(other) => {
+                    return Err(error(
+                        "[qemu] drive",
+                        format!("unknown drive {other:?}: expected sd or virtio"),
+                    ));
+                }
+            },
+            image: raw
+                .image
+                .map(|image| image_spec(image, base))
+                .transpose()
+                .map_err(|(key, message)| error(&key, message))?,
+            qemu_machine,
         })
     }
+}
+
+/// Validates `[image]`; errors are (key, message).
+fn image_spec(raw: RawImage, base: &Path) -> Result<ImageSpec, (String, String)> {
+    let table = match raw.table.as_deref() {
+        None | Some("mbr") => Table::Mbr,
+        Some("gpt") => Table::Gpt,
+        Some(other) => {
+            return Err((
+                "[image] table".to_string(),
+                format!("unknown partition table {other:?}: expected mbr or gpt"),
+            ));
+        }
+    };
+    let size = |key: &str, text: Option<String>| -> Result<Option<u64>, (String, String)> {
+        text.map(|text| {
+            parse_size(&text).ok_or_else(|| {
+                (
+                    key.to_string(),
+                    format!("{text:?} is not a size: give bytes or a number with K, M or G, e.g. \"64M\""),
+                )
+            })
+        })
+        .transpose()
+    };
+    let image_size = size("[image] size", raw.size)?;
+    let raw_partitions = raw.partitions.unwrap_or_default();
+    if raw_partitions.is_empty() {
+        return Err((
+            "[image] partitions".to_string(),
+            "none given: add [[image.partitions]] tables".to_string(),
+        ));
+    }
+    if table == Table::Mbr && raw_partitions.len() > 4 {
+        return Err((
+            "[image] partitions".to_string(),
+            format!(
+                "{} partitions: an MBR table holds 4 (use table = \"gpt\")",
+                raw_partitions.len()
+            ),
+        ));
+    }
+    let mut partitions = Vec::new();
+    for (index, raw) in raw_partitions.into_iter().enumerate() {
+        let key = |field: &str| format!("[[image.partitions]] #{} {field}", index + 1);
+        let filesystem = match raw.filesystem.as_deref() {
+            Some("fat32") => Filesystem::Fat32,
+            Some("ext4") => Filesystem::Ext4,
+            Some(other) => {
+                return Err((
+                    key("filesystem"),
+                    format!("unknown filesystem {other:?}: expected fat32 or ext4"),
+                ));
+            }
+            None => return Err((key("filesystem"), "missing: fat32 or ext4".to_string())),
+        };
+        let contents = match raw.contents.as_deref() {
+            Some("boot") => Contents::Boot,
+            Some("root") => Contents::Root,
+            None | Some("empty") => Contents::Empty,
+            Some(other) => {
+                return Err((
+                    key("contents"),
+                    format!("unknown contents {other:?}: expected boot, root or empty"),
+                ));
+            }
+        };
+        if contents == Contents::Root && filesystem != Filesystem::Ext4 {
+            return Err((
+                key("filesystem"),
+                "the root partition must be ext4 (FAT cannot hold owners, modes or device nodes)"
+                    .to_string(),
+            ));
+        }
+        if contents == Contents::Boot && filesystem != Filesystem::Fat32 {
+            return Err((
+                key("filesystem"),
+                "the boot partition must be fat32 (what firmware and kiln boot read)".to_string(),
+            ));
+        }
+        let label = raw.label.unwrap_or_else(|| match contents {
+            Contents::Boot => "BOOT".to_string(),
+            Contents::Root => "rootfs".to_string(),
+            Contents::Empty => format!("part{}", index + 1),
+        });
+        let max = match filesystem {
+            Filesystem::Fat32 => 11,
+            Filesystem::Ext4 => 16,
+        };
+        let label_ok = !label.is_empty()
+            && label.len() <= max
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !label_ok {
+            return Err((
+                key("label"),
+                format!(
+                    "{label:?}: give 1 to {max} letters, digits, '-' or '_' (the kernel command line finds the root by it)"
+                ),
+            ));
+        }
+        if let Some(type_) = &raw.type_ {
+            let ok = match table {
+                Table::Mbr => {
+                    let hex = type_.strip_prefix("0x").unwrap_or(type_);
+                    (1..=2).contains(&hex.len()) && u8::from_str_radix(hex, 16).is_ok()
+                }
+                Table::Gpt => {
+                    let parts: Vec<&str> = type_.split('-').collect();
+                    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+                        && type_.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+                }
+            };
+            if !ok {
+                return Err((
+                    key("type"),
+                    match table {
+                        Table::Mbr => format!("{type_:?}: an MBR type is a byte, e.g. \"0x83\""),
+                        Table::Gpt => format!(
+                            "{type_:?}: a GPT type is a GUID, e.g. \"0FC63DAF-8483-4772-8E79-3D69D8477DE4\""
+                        ),
+                    },
+                ));
+            }
+        }
+        let mut files = Vec::new();
+        for file in raw.files.unwrap_or_default() {
+            if contents != Contents::Boot {
+                return Err((
+                    key("files"),
+                    "only a boot partition takes extra files".to_string(),
+                ));
+            }
+            files.push(match file.split_once(':') {
+                Some((package, glob)) if !package.contains('/') => FileSource::Package {
+                    package: package.to_string(),
+                    glob: glob.trim_start_matches('/').to_string(),
+                },
+                _ => FileSource::Host(base.join(file)),
+            });
+        }
+        partitions.push(PartitionSpec {
+            label,
+            filesystem,
+            contents,
+            start: size(&key("start"), raw.start)?,
+            size: size(&key("size"), raw.size)?,
+            margin: size(&key("margin"), raw.margin)?.unwrap_or(16 << 20),
+            type_: raw.type_,
+            files,
+        });
+    }
+    let count = |wanted: Contents| partitions.iter().filter(|p| p.contents == wanted).count();
+    if count(Contents::Root) != 1 {
+        return Err((
+            "[image] partitions".to_string(),
+            format!(
+                "{} root partitions: exactly one must say contents = \"root\"",
+                count(Contents::Root)
+            ),
+        ));
+    }
+    if count(Contents::Boot) > 1 {
+        return Err((
+            "[image] partitions".to_string(),
+            "more than one boot partition".to_string(),
+        ));
+    }
+    let mut labels: Vec<&str> = partitions.iter().map(|p| p.label.as_str()).collect();
+    labels.sort_unstable();
+    if let Some(pair) = labels.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err((
+            "[image] partitions".to_string(),
+            format!("two partitions are labelled {:?}", pair[0]),
+        ));
+    }
+    Ok(ImageSpec {
+        table,
+        size: image_size,
+        modules: raw.modules.unwrap_or_default(),
+        partitions,
+    })
 }
 
 impl Board {
@@ -588,6 +932,7 @@ mod tests {
             .filter_map(|line| line.trim().strip_prefix("pub "))
             .filter_map(|rest| rest.split_once(':').map(|(key, _)| key))
             .filter(|key| !key.contains(' '))
+            .map(|key| key.trim_end_matches('_'))
             .collect();
         assert!(keys.len() > 30, "{keys:?}");
         for key in keys {

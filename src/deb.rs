@@ -13,6 +13,7 @@ use crate::archive::read;
 use crate::tree::{ArchivePath, Kind, Node, Tree};
 
 /// A .deb read back.
+#[derive(Clone)]
 pub struct Package {
     pub path: PathBuf,
     /// `control` fields (Package, Version, Architecture, Depends, ...), keys as written.
@@ -64,6 +65,30 @@ pub fn read(path: &Path) -> Result<Package, DebError> {
             .ok_or_else(|| invalid("no control.tar member"))?,
         data: members.data.ok_or_else(|| invalid("no data.tar member"))?,
     })
+}
+
+/// `read`, remembered for the rest of the process: a kernel package takes seconds to
+/// decompress and an image build needs it three times (modules, stage 0, kernel). The
+/// clone shares the spooled contents.
+pub fn read_cached(path: &Path) -> Result<Package, DebError> {
+    use std::sync::{Mutex, OnceLock};
+    static READ: OnceLock<Mutex<BTreeMap<PathBuf, Package>>> = OnceLock::new();
+    let memo = READ.get_or_init(Default::default);
+    if let Some(package) = memo
+        .lock()
+        .map_err(|_| DebError::Invalid {
+            path: path.to_path_buf(),
+            what: "package cache poisoned".to_string(),
+        })?
+        .get(path)
+    {
+        return Ok(package.clone());
+    }
+    let package = read(path)?;
+    if let Ok(mut memo) = memo.lock() {
+        memo.insert(path.to_path_buf(), package.clone());
+    }
+    Ok(package)
 }
 
 /// Only the control fields of a .deb (data.tar is not read).

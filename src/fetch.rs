@@ -234,6 +234,25 @@ impl Apt {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// Where the resolution of these roots is remembered: keyed by the roots, the
+    /// exclusions, the kernel and the time apt's lists were last updated.
+    fn resolution_memo(
+        &self,
+        roots: &[String],
+        exclude: &BTreeSet<String>,
+        kernel: &Option<String>,
+    ) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let updated = fs::metadata(self.state.join("updated"))
+            .and_then(|meta| meta.modified())
+            .ok();
+        let mut hasher = std::hash::DefaultHasher::new();
+        (self.arch.debian(), roots, exclude, kernel, updated).hash(&mut hasher);
+        self.state
+            .join("resolved")
+            .join(format!("{:016x}", hasher.finish()))
+    }
+
     /// `apt-get update` for this arch, unless its lists are younger than a day.
     pub fn update(&self, force: bool) -> Result<()> {
         let stamp = self.state.join("updated");
@@ -259,16 +278,29 @@ impl Apt {
     /// Candidate stanzas of the named packages; names apt does not know are left out.
     pub fn show(&self, names: &[String]) -> Result<BTreeMap<String, Stanza>> {
         let mut found = BTreeMap::new();
-        for name in names {
-            // One call per name: apt-cache fails the whole call on a virtual package.
-            let Ok(text) = self.run("apt-cache", &["show", "--no-all-versions", name], None) else {
-                continue;
-            };
+        let mut parse = |text: &str| {
             for block in text.split("\n\n") {
                 if let Some(stanza) = Stanza::from_fields(&deb::parse_fields(block)) {
                     found.insert(stanza.package.clone(), stanza);
                 }
             }
+        };
+        // One call for all (each loads apt's whole cache, about half a second); apt-cache
+        // skips unknown and purely virtual names. Should it fail, one call per name.
+        if names.is_empty() {
+            return Ok(found);
+        }
+        let mut args = vec!["show", "--no-all-versions"];
+        args.extend(names.iter().map(String::as_str));
+        if let Ok(text) = self.run("apt-cache", &args, None) {
+            parse(&text);
+            return Ok(found);
+        }
+        for name in names {
+            let Ok(text) = self.run("apt-cache", &["show", "--no-all-versions", name], None) else {
+                continue;
+            };
+            parse(&text);
         }
         Ok(found)
     }
@@ -406,6 +438,15 @@ pub fn fetch_board(
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut roots: Vec<String> = board.packages.clone();
     roots.extend(board.select.keys().cloned());
+    // Packages a card's boot partition takes files from (firmware, say): fetched, not
+    // installed in the image.
+    for partition in board.image.iter().flat_map(|image| &image.partitions) {
+        for source in &partition.files {
+            if let crate::config::FileSource::Package { package, .. } = source {
+                roots.push(package.clone());
+            }
+        }
+    }
     let exclude: BTreeSet<String> = board.exclude.iter().cloned().collect();
     let arch = board.arch;
     let source = match offline {
@@ -416,6 +457,17 @@ pub fn fetch_board(
             Source::Apt(apt)
         }
     };
+    // The resolution is remembered until apt's lists change: each apt-cache call loads
+    // the whole cache (about half a second), and a warm build should not pay for it.
+    let memo = match &source {
+        Source::Apt(apt) => Some(apt.resolution_memo(&roots, &exclude, &board.kernel_package)),
+        Source::Offline(_) => None,
+    };
+    if let Some(memo) = &memo {
+        if let Some(packages) = read_memo(memo) {
+            return source.debs(&packages);
+        }
+    }
     let mut lookup = |names: &[String]| source.lookup(names);
     let mut packages = closure(&roots, &exclude, &mut lookup)?;
     if let Some(kernel) = &board.kernel_package {
@@ -434,7 +486,50 @@ pub fn fetch_board(
             &mut kernel_only,
         )?);
     }
-    source.debs(&packages)
+    let debs = source.debs(&packages)?;
+    if let Some(memo) = &memo {
+        write_memo(memo, &packages);
+    }
+    Ok(debs)
+}
+
+/// A remembered resolution: one `package version architecture` line per package.
+fn read_memo(path: &Path) -> Option<BTreeMap<String, Stanza>> {
+    let text = fs::read_to_string(path).ok()?;
+    let mut packages = BTreeMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let (Some(package), Some(version), Some(architecture), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        packages.insert(
+            package.to_string(),
+            Stanza {
+                package: package.to_string(),
+                version: version.to_string(),
+                architecture: architecture.to_string(),
+                depends: Vec::new(),
+            },
+        );
+    }
+    (!packages.is_empty()).then_some(packages)
+}
+
+/// Best effort: a memo that cannot be written only costs the next build time.
+fn write_memo(path: &Path, packages: &BTreeMap<String, Stanza>) {
+    let text: String = packages
+        .values()
+        .map(|s| format!("{} {} {}\n", s.package, s.version, s.architecture))
+        .collect();
+    if let Some(dir) = path.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&temp, text).is_ok() && fs::rename(&temp, path).is_err() {
+        let _ = fs::remove_file(&temp);
+    }
 }
 
 #[cfg(test)]

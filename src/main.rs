@@ -97,6 +97,19 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Make the board's partitioned SD-card or disk image (its `[image]` table), without
+    /// root: an ext4 root partition holding the image tree with its owners, modes and
+    /// device nodes, and a FAT boot partition with the kernel, the dtb, a stage-0
+    /// initramfs that mounts the root by label, and cmdline.txt.
+    Image {
+        board: PathBuf,
+        /// Output file (default: `out/BOARD/BOARD.img`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+    },
     /// Boot a board on QEMU and judge the boot by its serial console: exit 0 when every
     /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1
     /// when it booted but failed (panic, pid 1 died, a marker missing, timeout).
@@ -199,6 +212,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             explain,
         } => build(&board, output, &format, offline, explain),
         Command::Boot(args) => boot(args),
+        Command::Image {
+            board,
+            output,
+            offline,
+        } => image(&board, output, offline),
         Command::Flash {
             image,
             device,
@@ -305,12 +323,87 @@ fn build(
     Ok(ExitCode::SUCCESS)
 }
 
+fn image(board: &Path, output: Option<PathBuf>, offline: Option<PathBuf>) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let board = config::Board::load(board).map_err(|err| UsageError(err.to_string()))?;
+    let output = output.unwrap_or_else(|| {
+        PathBuf::from("out")
+            .join(&board.name)
+            .join(format!("{}.img", board.name))
+    });
+    let made = build::image(&build::ImageRequest {
+        board: &board,
+        output: output.clone(),
+        offline,
+        probe: false,
+    })?;
+    eprint!("{}", image_report(&board, &output, &made));
+    eprintln!(
+        "kiln: image built in {:.2} s (packages from the cache; downloads, if any, included)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The partition table and phase timings of a new image.
+fn image_report(board: &config::Board, output: &Path, made: &build::ImageBuilt) -> String {
+    let spec = board.image.as_ref().expect("image built from it");
+    let mib = |bytes: u64| format!("{}M", bytes >> 20);
+    let mut text = format!(
+        "kiln: wrote {} ({}, {} table, {} drive)\n  #  start   size     fs     label        contents\n",
+        output.display(),
+        mib(made.written.size),
+        match spec.table {
+            config::Table::Mbr => "mbr",
+            config::Table::Gpt => "gpt",
+        },
+        match board.drive {
+            config::Drive::Sd => "sd",
+            config::Drive::Virtio => "virtio",
+        }
+    );
+    for (index, (partition, extent)) in spec
+        .partitions
+        .iter()
+        .zip(&made.written.extents)
+        .enumerate()
+    {
+        let contents = match partition.contents {
+            config::Contents::Boot => format!("boot: {}", made.boot_files.join(" ")),
+            config::Contents::Root => format!("root: {} entries", made.built.tree.len()),
+            config::Contents::Empty => "empty".to_string(),
+        };
+        text.push_str(&format!(
+            "  {:<2} {:<7} {:<8} {:<6} {:<12} {contents}\n",
+            index + 1,
+            mib(extent.start),
+            mib(extent.size),
+            match partition.filesystem {
+                config::Filesystem::Fat32 => "fat32",
+                config::Filesystem::Ext4 => "ext4",
+            },
+            partition.label
+        ));
+    }
+    text.push_str("phase                          seconds\n");
+    for (phase, seconds) in &made.timings {
+        text.push_str(&format!("{phase:<30} {seconds:>7.2}\n"));
+    }
+    text
+}
+
 #[derive(clap::Args)]
 struct BootArgs {
     board: PathBuf,
-    /// Boot this initramfs instead of building the board's.
+    /// Boot this initramfs, or this card/disk image (kernel, dtb, initramfs and command
+    /// line from its boot partition, the image attached as the board's `[qemu] drive`),
+    /// instead of building the board's.
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Build the board's card/disk image (`kiln image`) and boot that instead of the
+    /// initramfs; with --check the image carries the probe, which also checks the root.
+    #[arg(long, conflicts_with = "image")]
+    disk: bool,
     /// Kernel image instead of the one in the board's kernel package.
     #[arg(long)]
     kernel: Option<PathBuf>,
@@ -366,8 +459,41 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
     let out_dir = PathBuf::from("out").join(&board.name);
     let mut probe_expected = None;
     let mut debs = None;
+    let mut disk = None;
     let image = match args.image {
-        Some(image) => image,
+        Some(image) => {
+            if archive::image::is_disk_image(&image) {
+                disk = Some(image.clone());
+            }
+            image
+        }
+        None if args.disk => {
+            let dir = if args.check {
+                out_dir.join("check")
+            } else {
+                out_dir.clone()
+            };
+            let output = dir.join(format!("{}.img", board.name));
+            let mut made = build::image(&build::ImageRequest {
+                board: &board,
+                output: output.clone(),
+                offline: args.offline.clone(),
+                probe: args.check,
+            })?;
+            eprint!("{}", image_report(&board, &output, &made));
+            if args.check {
+                let mut expected = boot::probe::expected(&made.built.init, &board.console);
+                let spec = board.image.as_ref().expect("image built from it");
+                expected.extend(boot::probe::expected_root(
+                    &made.built.init,
+                    &spec.root().label,
+                ));
+                probe_expected = Some(expected);
+            }
+            debs = Some(std::mem::take(&mut made.built.debs));
+            disk = Some(output.clone());
+            output
+        }
         None => {
             let request = build::Request {
                 board: &board,
@@ -401,8 +527,16 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         });
         expect.push("PROBE done".to_string());
     }
+    let card = match &disk {
+        Some(disk) => Some(boot::from_card(&board, disk, &out_dir)?),
+        None => None,
+    };
     let (kernel, dtb) = match (args.kernel, &board.kernel_path) {
         (Some(kernel), _) => (kernel, args.dtb),
+        (None, _) if card.is_some() => {
+            let card = card.as_ref().expect("checked");
+            (card.kernel.clone(), args.dtb.or(card.dtb.clone()))
+        }
         (None, Some(path)) => (path.clone(), args.dtb),
         (None, None) => {
             // The build already fetched the kernel package; fetch only for --image.
@@ -428,10 +562,19 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
             boot::qemu_package(board.arch)
         );
     }
-    let artifacts = boot::Artifacts {
-        kernel,
-        initrd: Some(image.clone()),
-        dtb,
+    let artifacts = match card {
+        Some(card) => boot::Artifacts {
+            kernel,
+            dtb,
+            ..card
+        },
+        None => boot::Artifacts {
+            kernel,
+            initrd: Some(image.clone()),
+            dtb,
+            cmdline: None,
+            disk: None,
+        },
     };
     let (accel, why) =
         boot::choose_accel(&args.accel, &board, &artifacts.kernel, &fetch::cache_dir());

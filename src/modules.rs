@@ -106,6 +106,24 @@ pub fn modinfo(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
+/// Names of the modules built into the kernel (`modules.builtin`): asking for one is
+/// not an error, there is just nothing to load.
+pub fn builtin(tree: &Tree) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (path, node) in tree.iter() {
+        if !path.as_str().ends_with("/modules.builtin") {
+            continue;
+        }
+        if let crate::tree::Kind::File(content) = &node.kind {
+            for line in String::from_utf8_lossy(&content.read_all().unwrap_or_default()).lines() {
+                let file = line.rsplit('/').next().unwrap_or(line);
+                names.insert(canonical(file.trim_end_matches(".ko")));
+            }
+        }
+    }
+    names
+}
+
 /// Resolves a name or alias to a module, preferring an exact name, then a `_generic`
 /// provider, then the first provider by name.
 fn resolve<'a>(modules: &'a BTreeMap<String, Module>, wanted: &str) -> Option<&'a Module> {

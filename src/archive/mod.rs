@@ -6,6 +6,9 @@
 
 pub mod compress;
 pub mod cpio;
+pub mod ext4;
+pub mod fat;
+pub mod image;
 pub mod read;
 pub mod tar;
 
