@@ -555,11 +555,17 @@ pub mod probe {
 
     /// The probe service's run script for this init.
     pub fn service(config: &Config) -> String {
-        SERVICE.replacen(
-            "\nT=/run\n",
-            &format!("\nT={}\n", sh_quote(&config.tmpfsdir)),
-            1,
-        )
+        SERVICE
+            .replacen(
+                "\nT=/run\n",
+                &format!("\nT={}\n", sh_quote(&config.tmpfsdir)),
+                1,
+            )
+            .replacen(
+                "\nB=/etc/s6-linux-init/current\n",
+                &format!("\nB={}\n", sh_quote(&config.basedir)),
+                1,
+            )
     }
 
     /// The stage 2 wrapper: records what stage 2 found, then execs the board's stage 2.
@@ -591,7 +597,8 @@ pub mod probe {
         vec![
             ("root-fs".to_string(), "ext4".to_string()),
             ("root-label".to_string(), label.to_string()),
-            ("root-console".to_string(), "crw------- 0:0 5,1".to_string()),
+            ("root-console".to_string(), "c 0:0 5,1".to_string()),
+            ("root-null".to_string(), "crw-rw-rw- 0:0 1,3".to_string()),
             ("root-fifo".to_string(), "prw------- 0:0".to_string()),
             ("root-logs".to_string(), format!("drwx--S--- {owner}")),
         ]

@@ -561,47 +561,6 @@ pub fn size_report(tree: &Tree) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{glob, relocate};
-    use crate::tree::{ArchivePath, Kind, Meta, Tree};
-
-    #[test]
-    fn package_paths_follow_merged_usr_links() {
-        let mut image = Tree::new();
-        image.dir("usr/bin", Meta::root(0o755), "image").unwrap();
-        image.symlink("bin", "usr/bin", "image").unwrap();
-        let mut package = Tree::new();
-        package.dir("bin", Meta::root(0o755), "pkg").unwrap();
-        package
-            .file("bin/sh", "x", Meta::root(0o755), "pkg")
-            .unwrap();
-        package
-            .file("etc/x", "y", Meta::root(0o644), "pkg")
-            .unwrap();
-        let moved = relocate(&image, &package);
-        let paths: Vec<String> = moved.iter().map(|(path, _)| path.to_string()).collect();
-        assert_eq!(
-            paths,
-            vec!["/etc", "/etc/x", "/usr", "/usr/bin", "/usr/bin/sh"]
-        );
-        let mut merged = image.clone();
-        merged.overlay(moved).unwrap();
-        let bin = merged.get(&ArchivePath::new("bin").unwrap()).unwrap();
-        assert_eq!(bin.kind, Kind::Symlink("usr/bin".to_string()));
-    }
-
-    #[test]
-    fn globs_stay_within_a_component() {
-        assert!(glob("usr/bin/s6-*", "usr/bin/s6-svscan"));
-        assert!(!glob("usr/bin/s6-*", "usr/bin/s6/x"));
-        assert!(glob("usr/lib/execline/bin/*", "usr/lib/execline/bin/cd"));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "a/c"));
-        assert!(!glob("usr/bin/x", "usr/bin/xy"));
-    }
-}
-
 /// The applets kiln's stage 0 runs.
 const STAGE0_APPLETS: [&str; 9] = [
     "sh",
@@ -718,10 +677,8 @@ pub fn image(request: &ImageRequest) -> Result<ImageBuilt> {
     let mut timings = vec![("image tree".to_string(), started.elapsed().as_secs_f64())];
     let clock = std::time::Instant::now();
     let options = archive::Options::from_env()?;
-    let scratch = out_dir.join(format!(".kiln-boot-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(scratch.clone());
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("unable to create {}", scratch.display()))?;
+    let scratch_dir = archive::ScratchDir::create(&out_dir, "boot")?;
+    let scratch = scratch_dir.path.as_path();
     let mut boot = Vec::new();
     if let Some(partition) = spec.boot() {
         let deb = fetch::kernel_deb(&built.debs).with_context(|| {
@@ -730,7 +687,7 @@ pub fn image(request: &ImageRequest) -> Result<ImageBuilt> {
                 board.file.display()
             )
         })?;
-        let (kernel, dtb) = crate::boot::kernel_from_package(board, deb, &scratch)?;
+        let (kernel, dtb) = crate::boot::kernel_from_package(board, deb, scratch)?;
         boot.push(("vmlinuz".to_string(), kernel));
         if let (Some(dtb_path), Some(name)) = (dtb, &board.dtb) {
             let base = name.rsplit('/').next().unwrap_or(name).to_string();
@@ -757,7 +714,7 @@ pub fn image(request: &ImageRequest) -> Result<ImageBuilt> {
         .with_context(|| format!("unable to write {}", cmdline.display()))?;
         boot.push(("cmdline.txt".to_string(), cmdline));
         for source in &partition.files {
-            boot_files(source, &built.debs, &scratch, &mut boot)?;
+            boot_files(source, &built.debs, scratch, &mut boot)?;
         }
         timings.push(("kernel, stage 0".to_string(), clock.elapsed().as_secs_f64()));
     }
@@ -843,11 +800,43 @@ fn boot_files(
     Ok(())
 }
 
-struct RemoveOnDrop(PathBuf);
+#[cfg(test)]
+mod tests {
+    use super::{glob, relocate};
+    use crate::tree::{ArchivePath, Kind, Meta, Tree};
 
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        // Scratch files only; a leftover names itself as kiln's.
-        let _ = std::fs::remove_dir_all(&self.0);
+    #[test]
+    fn package_paths_follow_merged_usr_links() {
+        let mut image = Tree::new();
+        image.dir("usr/bin", Meta::root(0o755), "image").unwrap();
+        image.symlink("bin", "usr/bin", "image").unwrap();
+        let mut package = Tree::new();
+        package.dir("bin", Meta::root(0o755), "pkg").unwrap();
+        package
+            .file("bin/sh", "x", Meta::root(0o755), "pkg")
+            .unwrap();
+        package
+            .file("etc/x", "y", Meta::root(0o644), "pkg")
+            .unwrap();
+        let moved = relocate(&image, &package);
+        let paths: Vec<String> = moved.iter().map(|(path, _)| path.to_string()).collect();
+        assert_eq!(
+            paths,
+            vec!["/etc", "/etc/x", "/usr", "/usr/bin", "/usr/bin/sh"]
+        );
+        let mut merged = image.clone();
+        merged.overlay(moved).unwrap();
+        let bin = merged.get(&ArchivePath::new("bin").unwrap()).unwrap();
+        assert_eq!(bin.kind, Kind::Symlink("usr/bin".to_string()));
+    }
+
+    #[test]
+    fn globs_stay_within_a_component() {
+        assert!(glob("usr/bin/s6-*", "usr/bin/s6-svscan"));
+        assert!(!glob("usr/bin/s6-*", "usr/bin/s6/x"));
+        assert!(glob("usr/lib/execline/bin/*", "usr/lib/execline/bin/cd"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "a/c"));
+        assert!(!glob("usr/bin/x", "usr/bin/xy"));
     }
 }

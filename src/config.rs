@@ -426,6 +426,30 @@ impl Board {
                 )
             })?);
         }
+        let drive = match qemu.drive.as_deref() {
+            Some("sd") => Drive::Sd,
+            Some("virtio") => Drive::Virtio,
+            None if ["virt", "q35", "pc"].contains(&qemu_machine.as_str()) => Drive::Virtio,
+            None => Drive::Sd,
+            Some(other) => {
+                return Err(error(
+                    "[qemu] drive",
+                    format!("unknown drive {other:?}: expected sd or virtio"),
+                ));
+            }
+        };
+        let image = raw
+            .image
+            .map(|image| image_spec(image, base))
+            .transpose()
+            .map_err(|(key, message)| error(&key, message))?;
+        if let Some(spec) = &image {
+            // What can be checked before the contents are known: explicit starts, sizes
+            // and the image size against each other and the drive.
+            let none = vec![0; spec.partitions.len()];
+            crate::archive::image::layout(spec, drive, &none)
+                .map_err(|err| error("[image]", err.to_string()))?;
+        }
         let mut overlays = Vec::new();
         for overlay in raw.overlays.unwrap_or_default() {
             overlays.push((
@@ -469,23 +493,8 @@ impl Board {
                 .map(|p| base.join(p))
                 .collect(),
             formats,
-            drive: match qemu.drive.as_deref() {
-                Some("sd") => Drive::Sd,
-                Some("virtio") => Drive::Virtio,
-                None if ["virt", "q35", "pc"].contains(&qemu_machine.as_str()) => Drive::Virtio,
-                None => Drive::Sd,
-                Some(other) => {
-                    return Err(error(
-                        "[qemu] drive",
-                        format!("unknown drive {other:?}: expected sd or virtio"),
-                    ));
-                }
-            },
-            image: raw
-                .image
-                .map(|image| image_spec(image, base))
-                .transpose()
-                .map_err(|(key, message)| error(&key, message))?,
+            drive,
+            image,
             qemu_machine,
         })
     }
@@ -777,6 +786,57 @@ impl Board {
                 .collect::<Vec<_>>()
                 .join(" "),
         );
+        line(
+            "drive",
+            match self.drive {
+                Drive::Sd => "sd (card size a power of two)",
+                Drive::Virtio => "virtio",
+            }
+            .to_string(),
+        );
+        if let Some(image) = &self.image {
+            let size = |bytes: Option<u64>, default: &str| {
+                bytes.map_or(default.to_string(), |b| format!("{}M", b >> 20))
+            };
+            line(
+                "image",
+                format!(
+                    "{} table, size {}, stage-0 modules: {}",
+                    match image.table {
+                        Table::Mbr => "mbr",
+                        Table::Gpt => "gpt",
+                    },
+                    size(image.size, "from the partitions"),
+                    list(&image.modules)
+                ),
+            );
+            for (index, partition) in image.partitions.iter().enumerate() {
+                line(
+                    &format!("  partition {}", index + 1),
+                    format!(
+                        "{} {} {} start {} size {} margin {}M{}",
+                        partition.label,
+                        match partition.filesystem {
+                            Filesystem::Fat32 => "fat32",
+                            Filesystem::Ext4 => "ext4",
+                        },
+                        match partition.contents {
+                            Contents::Boot => "boot",
+                            Contents::Root => "root",
+                            Contents::Empty => "empty",
+                        },
+                        size(partition.start, "next"),
+                        size(partition.size, "contents+margin"),
+                        partition.margin >> 20,
+                        if partition.files.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" files {:?}", partition.files)
+                        }
+                    ),
+                );
+            }
+        }
         out
     }
 }

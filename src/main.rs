@@ -511,7 +511,10 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
             };
             let mut built = build::build(&request)?;
             if args.check {
-                probe_expected = Some(boot::probe::expected(&built.init, &board.console));
+                let mut expected = boot::probe::expected(&built.init, &board.console);
+                // An initramfs boot: / is the kernel's rootfs.
+                expected.push(("root-fs".to_string(), "rootfs".to_string()));
+                probe_expected = Some(expected);
             }
             debs = Some(std::mem::take(&mut built.debs));
             built.outputs.remove(0)

@@ -189,7 +189,7 @@ pub fn closure(modules: &BTreeMap<String, Module>, wanted: &[String]) -> Result<
                 .take(6)
                 .collect();
             bail!(
-                "[kernel] modules: no module or alias {name:?} in the kernel package{}",
+                "no module or alias {name:?} in the kernel package{}",
                 if near.is_empty() {
                     String::new()
                 } else {
@@ -258,10 +258,7 @@ mod tests {
         let err = closure(&modules, &["nosuch".to_string()])
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("[kernel] modules: no module or alias \"nosuch\""),
-            "{err}"
-        );
+        assert!(err.starts_with("no module or alias \"nosuch\""), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -72,7 +72,7 @@ pub struct Params<'a> {
 /// Makes the filesystem inside `image` at `extent`.
 pub fn write(params: &Params) -> Result<()> {
     let dir = params.image.parent().unwrap_or(Path::new("."));
-    let scratch = Scratch::new(dir)?;
+    let scratch = super::ScratchDir::create(dir, "ext4")?;
     let stage = scratch.path.join("stage");
     fs::create_dir(&stage).with_context(|| format!("unable to create {}", stage.display()))?;
     stage_tree(params.tree, &stage)?;
@@ -229,35 +229,6 @@ fn quote(text: &str) -> Result<String> {
         )));
     }
     Ok(format!("\"{text}\""))
-}
-
-/// A temporary directory beside the output, removed on drop (even on error).
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new(dir: &Path) -> Result<Scratch> {
-        for attempt in 0..100u32 {
-            let path = dir.join(format!(".kiln-ext4-{}-{attempt}", std::process::id()));
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Scratch { path }),
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => {
-                    return Err(err)
-                        .with_context(|| format!("unable to create {}", path.display()));
-                }
-            }
-        }
-        bail!("unable to create a scratch directory in {}", dir.display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Staged dirs are at least u+rwx, so removal cannot be blocked by their modes.
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 #[cfg(test)]

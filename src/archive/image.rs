@@ -99,7 +99,6 @@ pub fn layout(spec: &ImageSpec, drive: Drive, needed: &[u64]) -> Result<(u64, Ve
         };
         extents.push(Extent { start, size });
         end = start + size;
-        let _ = last;
     }
     let tail = match spec.table {
         Table::Mbr => 0,

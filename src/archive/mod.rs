@@ -379,6 +379,51 @@ impl Drop for TempFile {
     }
 }
 
+/// A scratch directory in `dir`, removed with everything in it when dropped, on success
+/// and on error alike.
+pub struct ScratchDir {
+    pub path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn create(dir: &Path, purpose: &str) -> Result<ScratchDir, ArchiveError> {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        fs::create_dir_all(dir).map_err(ArchiveError::io(format!(
+            "unable to create {}",
+            dir.display()
+        )))?;
+        for attempt in 0..100u32 {
+            let path = dir.join(format!(".kiln-{purpose}-{}-{attempt}", std::process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(ScratchDir { path }),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(ArchiveError::Io {
+                        context: format!("unable to create {}", path.display()),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(ArchiveError::Io {
+            context: format!("unable to create a scratch directory in {}", dir.display()),
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // kiln stages everything in here with owner-writable modes, so nothing blocks the
+        // removal; a leftover would name itself as kiln's.
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Copies exactly `expected` bytes of a content source, failing on any mismatch.
 pub(crate) fn copy_exact(
     path: &ArchivePath,

@@ -106,6 +106,7 @@ fn boards_boot_and_the_probe_proves_the_init() {
             "PROBE restarted=yes",
             "PROBE getty=true",
             getty_tty.as_str(),
+            "PROBE root-fs=rootfs",
             "PROBE done action=poweroff",
         ];
         assert_eq!(
@@ -438,6 +439,56 @@ fn boards_boot_and_the_probe_proves_the_init() {
         );
         assert!(result.console.contains("s6-linux-init: stage 1"), "{board}");
         timings.push(format!("{board}:\n{}", result.report));
+    }
+
+    // Card and disk images (issue 6): the Pi's SD card on raspi3b and the x86_64 disk as
+    // virtio, each built with the probe: kiln's stage 0 loads the storage modules, finds
+    // the root by label and switch_roots; the probe then sees / on the ext4 partition with
+    // its own nodes and owners as built, and the VM powers itself off.
+    for (board, device) in [
+        ("raspberrypi3-64", "/dev/mmcblk0p2"),
+        ("qemu-x86_64", "/dev/vda2"),
+    ] {
+        let result = boot(
+            &scratch.path,
+            &[
+                &format!("{ROOT}/board-configs/{board}.toml"),
+                "--disk",
+                "--check",
+                "--timeout",
+                "240",
+            ],
+        );
+        assert_eq!(
+            result.code,
+            Some(0),
+            "{board} --disk --check: {}\n{}",
+            result.report,
+            result.console
+        );
+        assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+        for row in [
+            "root-fs          ext4",
+            "root-label       rootfs",
+            "root-console     c 0:0 5,1",
+            "root-fifo        prw------- 0:0",
+            "root-logs        drwx--S--- 70:70",
+        ] {
+            assert!(
+                result.report.contains(row),
+                "{board}: no {row:?} in\n{}",
+                result.report
+            );
+        }
+        let handover = format!("kiln stage 0: root LABEL=rootfs is {device} (ext4, rw)");
+        for wanted in [handover.as_str(), "reboot: Power down"] {
+            assert!(
+                result.console.contains(wanted),
+                "{board}: no {wanted:?}:\n{}",
+                result.console
+            );
+        }
+        timings.push(format!("{board} (card/disk):\n{}", result.report));
     }
     eprintln!("{}", timings.join("\n"));
 }

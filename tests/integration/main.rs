@@ -3,6 +3,7 @@
 mod boot;
 mod fetch;
 mod flash;
+mod image;
 mod maker;
 mod pack;
 mod util;
