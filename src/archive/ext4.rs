@@ -184,7 +184,9 @@ fn stage_tree(tree: &Tree, stage: &Path) -> Result<()> {
 
 /// The debugfs commands: make each device node and fifo in its directory (debugfs
 /// 1.47.0's mknod takes a name, not a path), then set owner, mode and times of every
-/// entry. Hard links share their file's inode and need nothing.
+/// entry. Hard links share their file's inode and need nothing. Times take the `@SECONDS`
+/// form: a bare number is parsed as a YYYYMMDD... date (946684800 became the year 2389,
+/// which 32-bit userlands cannot even stat: EOVERFLOW, measured on armv7).
 pub fn debugfs_script(tree: &Tree, mtime: u64) -> Result<String> {
     let mut script = String::new();
     for (path, node) in tree.iter() {
@@ -214,7 +216,7 @@ pub fn debugfs_script(tree: &Tree, mtime: u64) -> Result<String> {
         let _ = writeln!(script, "sif {quoted} uid {}", node.meta.uid);
         let _ = writeln!(script, "sif {quoted} gid {}", node.meta.gid);
         for field in ["atime", "mtime", "ctime", "crtime"] {
-            let _ = writeln!(script, "sif {quoted} {field} {mtime}");
+            let _ = writeln!(script, "sif {quoted} {field} @{mtime}");
         }
     }
     Ok(script)
@@ -249,30 +251,30 @@ mod tests {
             sif "/dev" mode 040755
             sif "/dev" uid 0
             sif "/dev" gid 0
-            sif "/dev" atime 946684800
-            sif "/dev" mtime 946684800
-            sif "/dev" ctime 946684800
-            sif "/dev" crtime 946684800
+            sif "/dev" atime @946684800
+            sif "/dev" mtime @946684800
+            sif "/dev" ctime @946684800
+            sif "/dev" crtime @946684800
             cd "/dev"
             mknod "console" c 5 1
             cd /
             sif "/dev/console" mode 020600
             sif "/dev/console" uid 0
             sif "/dev/console" gid 0
-            sif "/dev/console" atime 946684800
-            sif "/dev/console" mtime 946684800
-            sif "/dev/console" ctime 946684800
-            sif "/dev/console" crtime 946684800
+            sif "/dev/console" atime @946684800
+            sif "/dev/console" mtime @946684800
+            sif "/dev/console" ctime @946684800
+            sif "/dev/console" crtime @946684800
             cd "/dev"
             mknod "my fifo" p
             cd /
             sif "/dev/my fifo" mode 010600
             sif "/dev/my fifo" uid 70
             sif "/dev/my fifo" gid 70
-            sif "/dev/my fifo" atime 946684800
-            sif "/dev/my fifo" mtime 946684800
-            sif "/dev/my fifo" ctime 946684800
-            sif "/dev/my fifo" crtime 946684800
+            sif "/dev/my fifo" atime @946684800
+            sif "/dev/my fifo" mtime @946684800
+            sif "/dev/my fifo" ctime @946684800
+            sif "/dev/my fifo" crtime @946684800
         "#]]
         .assert_eq(&script);
     }

@@ -60,7 +60,8 @@ fn debugfs(at: &str, commands: &[String], scratch: &Scratch) -> Vec<(String, Vec
 
 /// The ext4 filesystem at `offset` as `kiln ls --manifest` prints a tree: modes, owners,
 /// device numbers and inode sharing from debugfs, contents and symlink targets from its
-/// `rdump`. lost+found, which every ext4 has, is left out.
+/// `rdump`, whose file and directory times are checked on the way. lost+found, which
+/// every ext4 has, is left out.
 fn ext4_manifest(image: &Path, offset: u64, scratch: &Scratch) -> String {
     let at = format!("{}?offset={offset}", s(image));
     // (path, inode, mode, uid, gid), level by level.
@@ -135,11 +136,15 @@ fn ext4_manifest(image: &Path, offset: u64, scratch: &Scratch) -> String {
         let meta = format!("{:04o} {uid} {gid}", mode & 0o7777);
         let host = dump.join(path.trim_start_matches('/'));
         let line = match mode & 0o170000 {
-            0o040000 => format!("dir {path} {meta}"),
+            0o040000 => {
+                assert_eq!(mtime(&host), 946_684_800, "{path}: its time");
+                format!("dir {path} {meta}")
+            }
             0o100000 => match first_name.get(inode) {
                 Some(first) => format!("link {path} {meta} {first}"),
                 None => {
                     first_name.insert(*inode, path.clone());
+                    assert_eq!(mtime(&host), 946_684_800, "{path}: its time");
                     let bytes = std::fs::read(&host).unwrap();
                     let mut crc = flate2::Crc::new();
                     crc.update(&bytes);
@@ -166,6 +171,18 @@ fn ext4_manifest(image: &Path, offset: u64, scratch: &Scratch) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A file's mtime in seconds: rdump keeps the inode's times, and every one must be the
+/// image's (2000-01-01 without SOURCE_DATE_EPOCH).
+fn mtime(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A board beyond the shipped ones: hard links, block and char devices with group owners,
