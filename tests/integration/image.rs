@@ -197,6 +197,10 @@ fn test_board(scratch: &Scratch) -> PathBuf {
     std::fs::write(overlay.join("srv/data"), "shared\n").unwrap();
     std::fs::hard_link(overlay.join("srv/data"), overlay.join("srv/data-link")).unwrap();
     std::fs::write(overlay.join("srv/with space"), "spaces\n").unwrap();
+    // Boot-partition files from a host directory, with a subdirectory.
+    std::fs::create_dir_all(scratch.join("firmware/overlays")).unwrap();
+    std::fs::write(scratch.join("firmware/fw.cfg"), "option=1\n").unwrap();
+    std::fs::write(scratch.join("firmware/overlays/a.dtbo"), "dtbo\n").unwrap();
     scratch.write(
         "devices.txt",
         "/dev/mmcblk0 b 660 0 6 179 0 - - -\n/dev/ttyS0 c 660 0 20 4 64 - - -\n/dev/zero c 666 0 0 1 5 - - -\n",
@@ -235,6 +239,18 @@ source = "overlay"
 
 [image]
 table = "gpt"
+
+[[image.partitions]]
+label = "BOOT"
+filesystem = "fat32"
+contents = "boot"
+size = "64M"
+files = ["busybox-static:bin/busy*", "firmware"]
+
+[[image.partitions]]
+label = "rootfs"
+filesystem = "ext4"
+contents = "root"
 "#
         ),
     )
@@ -351,6 +367,21 @@ fn images_are_unprivileged_deterministic_and_read_back_as_built() {
         let mut wanted = vec!["::/vmlinuz", "::/initrd.img", "::/cmdline.txt"];
         if name == "raspberrypi3-64" {
             wanted.extend(["::/config.txt", "::/bcm2837-rpi-3-b.dtb"]);
+        }
+        if name == "image-test" {
+            // From a package (PACKAGE:GLOB) and from a host directory with a subdirectory.
+            wanted.extend(["::/busybox", "::/fw.cfg", "::/overlays/"]);
+            let sub = crate::util::tool(
+                "mdir",
+                &[
+                    "-b",
+                    "-i",
+                    &format!("{}@@{boot_start}", s(&images[0])),
+                    "::/overlays",
+                ],
+                None,
+            );
+            assert!(sub.contains("::/overlays/a.dtbo"), "{sub}");
         }
         for file in wanted {
             assert!(listing.contains(file), "{name}: no {file} in\n{listing}");
