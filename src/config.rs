@@ -277,6 +277,43 @@ pub enum Contents {
     Empty,
 }
 
+impl Drive {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Drive::Sd => "sd",
+            Drive::Virtio => "virtio",
+        }
+    }
+}
+
+impl Table {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Mbr => "mbr",
+            Table::Gpt => "gpt",
+        }
+    }
+}
+
+impl Filesystem {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Filesystem::Fat32 => "fat32",
+            Filesystem::Ext4 => "ext4",
+        }
+    }
+}
+
+impl Contents {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Contents::Boot => "boot",
+            Contents::Root => "root",
+            Contents::Empty => "empty",
+        }
+    }
+}
+
 /// Where an extra boot-partition file comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileSource {
@@ -802,10 +839,7 @@ impl Board {
                 "image",
                 format!(
                     "{} table, size {}, stage-0 modules: {}",
-                    match image.table {
-                        Table::Mbr => "mbr",
-                        Table::Gpt => "gpt",
-                    },
+                    image.table.name(),
                     size(image.size, "from the partitions"),
                     list(&image.modules)
                 ),
@@ -816,15 +850,8 @@ impl Board {
                     format!(
                         "{} {} {} start {} size {} margin {}M{}",
                         partition.label,
-                        match partition.filesystem {
-                            Filesystem::Fat32 => "fat32",
-                            Filesystem::Ext4 => "ext4",
-                        },
-                        match partition.contents {
-                            Contents::Boot => "boot",
-                            Contents::Root => "root",
-                            Contents::Empty => "empty",
-                        },
+                        partition.filesystem.name(),
+                        partition.contents.name(),
                         size(partition.start, "next"),
                         size(partition.size, "contents+margin"),
                         partition.margin >> 20,

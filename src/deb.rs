@@ -71,23 +71,16 @@ pub fn read(path: &Path) -> Result<Package, DebError> {
 /// decompress and an image build needs it three times (modules, stage 0, kernel). The
 /// clone shares the spooled contents.
 pub fn read_cached(path: &Path) -> Result<Package, DebError> {
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::{Mutex, OnceLock, PoisonError};
     static READ: OnceLock<Mutex<BTreeMap<PathBuf, Package>>> = OnceLock::new();
     let memo = READ.get_or_init(Default::default);
-    if let Some(package) = memo
-        .lock()
-        .map_err(|_| DebError::Invalid {
-            path: path.to_path_buf(),
-            what: "package cache poisoned".to_string(),
-        })?
-        .get(path)
-    {
+    // A panic elsewhere cannot leave a half-inserted entry, so a poisoned map is fine.
+    let lock = || memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(package) = lock().get(path) {
         return Ok(package.clone());
     }
     let package = read(path)?;
-    if let Ok(mut memo) = memo.lock() {
-        memo.insert(path.to_path_buf(), package.clone());
-    }
+    lock().insert(path.to_path_buf(), package.clone());
     Ok(package)
 }
 

@@ -353,14 +353,8 @@ fn image_report(board: &config::Board, output: &Path, made: &build::ImageBuilt) 
         "kiln: wrote {} ({}, {} table, {} drive)\n  #  start   size     fs     label        contents\n",
         output.display(),
         mib(made.written.size),
-        match spec.table {
-            config::Table::Mbr => "mbr",
-            config::Table::Gpt => "gpt",
-        },
-        match board.drive {
-            config::Drive::Sd => "sd",
-            config::Drive::Virtio => "virtio",
-        }
+        spec.table.name(),
+        board.drive.name()
     );
     for (index, (partition, extent)) in spec
         .partitions
@@ -378,10 +372,7 @@ fn image_report(board: &config::Board, output: &Path, made: &build::ImageBuilt) 
             index + 1,
             mib(extent.start),
             mib(extent.size),
-            match partition.filesystem {
-                config::Filesystem::Fat32 => "fat32",
-                config::Filesystem::Ext4 => "ext4",
-            },
+            partition.filesystem.name(),
             partition.label
         ));
     }
@@ -534,14 +525,11 @@ fn boot(args: BootArgs) -> Result<ExitCode> {
         Some(disk) => Some(boot::from_card(&board, disk, &out_dir)?),
         None => None,
     };
-    let (kernel, dtb) = match (args.kernel, &board.kernel_path) {
-        (Some(kernel), _) => (kernel, args.dtb),
-        (None, _) if card.is_some() => {
-            let card = card.as_ref().expect("checked");
-            (card.kernel.clone(), args.dtb.or(card.dtb.clone()))
-        }
-        (None, Some(path)) => (path.clone(), args.dtb),
-        (None, None) => {
+    let (kernel, dtb) = match (args.kernel, &card, &board.kernel_path) {
+        (Some(kernel), _, _) => (kernel, args.dtb),
+        (None, Some(card), _) => (card.kernel.clone(), args.dtb.or(card.dtb.clone())),
+        (None, None, Some(path)) => (path.clone(), args.dtb),
+        (None, None, None) => {
             // The build already fetched the kernel package; fetch only for --image.
             let debs = match debs {
                 Some(debs) => debs,

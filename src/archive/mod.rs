@@ -322,39 +322,20 @@ pub struct TempFile {
 
 impl TempFile {
     pub fn create(dest: &Path) -> Result<TempFile, ArchiveError> {
-        let dir = match dest.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
+        let dir = dest.parent().unwrap_or(Path::new("."));
         let name = dest
             .file_name()
             .map_or_else(|| "out".into(), |name| name.to_string_lossy().into_owned());
-        for attempt in 0..100u32 {
-            let path = dir.join(format!(".{name}.kiln-{}-{attempt}", std::process::id()));
-            match fs::OpenOptions::new()
+        let (path, file) = create_unique(dir, &format!(".{name}.kiln"), |path| {
+            fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(TempFile {
-                        path,
-                        file,
-                        committed: false,
-                    });
-                }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => {
-                    return Err(ArchiveError::Io {
-                        context: format!("unable to create {}", path.display()),
-                        source,
-                    });
-                }
-            }
-        }
-        Err(ArchiveError::Io {
-            context: format!("unable to create a temporary file in {}", dir.display()),
-            source: io::Error::from(io::ErrorKind::AlreadyExists),
+                .open(path)
+        })?;
+        Ok(TempFile {
+            path,
+            file,
+            committed: false,
         })
     }
 
@@ -387,33 +368,46 @@ pub struct ScratchDir {
 
 impl ScratchDir {
     pub fn create(dir: &Path, purpose: &str) -> Result<ScratchDir, ArchiveError> {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
         fs::create_dir_all(dir).map_err(ArchiveError::io(format!(
             "unable to create {}",
             dir.display()
         )))?;
-        for attempt in 0..100u32 {
-            let path = dir.join(format!(".kiln-{purpose}-{}-{attempt}", std::process::id()));
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(ScratchDir { path }),
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => {
-                    return Err(ArchiveError::Io {
-                        context: format!("unable to create {}", path.display()),
-                        source,
-                    });
-                }
+        let (path, ()) = create_unique(dir, &format!(".kiln-{purpose}"), |path| {
+            fs::create_dir(path)
+        })?;
+        Ok(ScratchDir { path })
+    }
+}
+
+/// Makes `DIR/PREFIX-PID-N` with `make`, which must fail with `AlreadyExists` when the
+/// name is taken (`create_new`, `create_dir`); tries the next N then.
+fn create_unique<T>(
+    dir: &Path,
+    prefix: &str,
+    make: impl Fn(&Path) -> io::Result<T>,
+) -> Result<(PathBuf, T), ArchiveError> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    for attempt in 0..100u32 {
+        let path = dir.join(format!("{prefix}-{}-{attempt}", std::process::id()));
+        match make(&path) {
+            Ok(made) => return Ok((path, made)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(ArchiveError::Io {
+                    context: format!("unable to create {}", path.display()),
+                    source,
+                });
             }
         }
-        Err(ArchiveError::Io {
-            context: format!("unable to create a scratch directory in {}", dir.display()),
-            source: io::Error::from(io::ErrorKind::AlreadyExists),
-        })
     }
+    Err(ArchiveError::Io {
+        context: format!("unable to create a temporary name in {}", dir.display()),
+        source: io::Error::from(io::ErrorKind::AlreadyExists),
+    })
 }
 
 impl Drop for ScratchDir {
