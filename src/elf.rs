@@ -12,9 +12,6 @@ use std::io::Read;
 use crate::arch::{Arch, machine_name};
 use crate::tree::{ArchivePath, Kind, Node, Tree};
 
-/// Symlink hops before a path is declared a loop (Linux's MAXSYMLINKS).
-const MAX_HOPS: usize = 40;
-
 /// One satisfied dependency, for `--explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
@@ -85,7 +82,7 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
             continue;
         }
         if let Some(interp) = elf.interpreter {
-            match resolve(tree, interp) {
+            match crate::tree::resolve::resolve(tree, interp) {
                 Some(found) if is_compatible(tree, &found, arch) => links.push(Link {
                     object: path.clone(),
                     how: "PT_INTERP",
@@ -123,10 +120,13 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
         dirs.extend(arch.default_library_dirs());
         for needed in &elf.libraries {
             let found = if needed.contains('/') {
-                resolve(tree, needed).filter(|found| is_compatible(tree, found, arch))
+                crate::tree::resolve::resolve(tree, needed)
+                    .filter(|found| is_compatible(tree, found, arch))
             } else {
                 dirs.iter()
-                    .filter_map(|dir| resolve(tree, &format!("{dir}/{needed}")))
+                    .filter_map(|dir| {
+                        crate::tree::resolve::resolve(tree, &format!("{dir}/{needed}"))
+                    })
                     .find(|found| is_compatible(tree, found, arch))
             };
             match found {
@@ -191,86 +191,6 @@ fn is_compatible(tree: &Tree, path: &ArchivePath, arch: Arch) -> bool {
     })
 }
 
-/// Resolves an absolute path inside the image, following symlinks in every component
-/// (merged-/usr links included). Hard links resolve to their file. `None` if missing.
-pub fn resolve(tree: &Tree, path: &str) -> Option<ArchivePath> {
-    resolve_traced(tree, path, &mut Vec::new())
-}
-
-/// `resolve`, also recording every symlink it went through, so the same path can be
-/// rebuilt in another tree (pulling a library out of a package keeps its links).
-pub fn resolve_traced(
-    tree: &Tree,
-    path: &str,
-    trace: &mut Vec<ArchivePath>,
-) -> Option<ArchivePath> {
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|part| !part.is_empty())
-        .rev()
-        .map(str::to_string)
-        .collect();
-    let mut resolved: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        resolved.push(part);
-        let current = ArchivePath::new(&resolved.join("/")).ok()?;
-        match &tree.get(&current)?.kind {
-            Kind::Symlink(target) => {
-                hops += 1;
-                if hops > MAX_HOPS {
-                    return None;
-                }
-                trace.push(current.clone());
-                resolved.pop();
-                if target.starts_with('/') {
-                    resolved.clear();
-                }
-                pending.extend(
-                    target
-                        .split('/')
-                        .filter(|part| !part.is_empty())
-                        .rev()
-                        .map(str::to_string),
-                );
-            }
-            Kind::HardLink(file) if pending.is_empty() => {
-                trace.push(current.clone());
-                return Some(file.clone());
-            }
-            _ => {}
-        }
-    }
-    ArchivePath::new(&resolved.join("/")).ok()
-}
-
-/// Like `resolve`, but a missing component is kept as written (with everything after
-/// it) instead of failing: where a path *would* land in the tree, merged-/usr links
-/// included. Returns `None` only for a symlink loop or a path that leaves the root.
-pub fn resolve_lenient(tree: &Tree, path: &str) -> Option<ArchivePath> {
-    let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
-    for existing in (1..=parts.len()).rev() {
-        let prefix = parts[..existing].join("/");
-        if let Some(resolved) = resolve(tree, &prefix) {
-            let mut full = resolved.as_str().to_string();
-            for rest in &parts[existing..] {
-                full.push('/');
-                full.push_str(rest);
-            }
-            return ArchivePath::new(&full).ok();
-        }
-    }
-    ArchivePath::new(path).ok()
-}
-
 /// Directories from the image's /etc/ld.so.conf, following `include` globs of the
 /// `dir/*.conf` form.
 fn ld_so_conf(tree: &Tree) -> Vec<String> {
@@ -280,13 +200,15 @@ fn ld_so_conf(tree: &Tree) -> Vec<String> {
 }
 
 fn read_conf(tree: &Tree, file: &str, dirs: &mut Vec<String>, depth: usize) {
-    let Some(text) = resolve(tree, file).and_then(|path| match tree.get(&path) {
-        Some(Node {
-            kind: Kind::File(content),
-            ..
-        }) => content.read_all().ok(),
-        _ => None,
-    }) else {
+    let Some(text) =
+        crate::tree::resolve::resolve(tree, file).and_then(|path| match tree.get(&path) {
+            Some(Node {
+                kind: Kind::File(content),
+                ..
+            }) => content.read_all().ok(),
+            _ => None,
+        })
+    else {
         return;
     };
     for line in String::from_utf8_lossy(&text).lines() {
@@ -336,6 +258,28 @@ pub fn explain(links: &[Link]) -> String {
     out
 }
 
+/// `kiln check`: the verdict, `--explain`'s text for stdout, and the problems for stderr.
+pub fn report(tree: &Tree, arch: Arch, explain: bool) -> (crate::error::Verdict, String, String) {
+    match check(tree, arch) {
+        Ok(links) => (
+            crate::error::Verdict::Passed,
+            if explain {
+                self::explain(&links)
+            } else {
+                String::new()
+            },
+            String::new(),
+        ),
+        Err(errors) => {
+            let mut text = String::new();
+            for error in &errors {
+                text.push_str(&format!("kiln: check: {error}\n"));
+            }
+            (crate::error::Verdict::Failed, String::new(), text)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,7 +305,7 @@ mod tests {
         tree.symlink("lib", "usr/lib", "t").unwrap();
         tree.symlink("usr/lib/x/libc.so", "libc.so.6", "t").unwrap();
         tree.symlink("loop", "loop", "t").unwrap();
-        let found = |path: &str| resolve(&tree, path).map(|p| p.to_string());
+        let found = |path: &str| crate::tree::resolve::resolve(&tree, path).map(|p| p.to_string());
         assert_eq!(
             found("/lib/x/libc.so"),
             Some("/usr/lib/x/libc.so.6".to_string())

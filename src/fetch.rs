@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::arch::Arch;
-use crate::deb;
+use crate::source::deb;
 
 /// Where kiln keeps downloads: `$KILN_CACHE`, else `$XDG_CACHE_HOME/kiln`, else
 /// `~/.cache/kiln`.
@@ -240,7 +240,7 @@ impl Apt {
         &self,
         roots: &[String],
         exclude: &BTreeSet<String>,
-        kernel: &Option<String>,
+        kernel: Option<&str>,
     ) -> PathBuf {
         use std::hash::{Hash, Hasher};
         let updated = fs::metadata(self.state.join("updated"))
@@ -329,9 +329,9 @@ impl Apt {
         }
         if !missing.is_empty() {
             let bar =
-                crate::archive::progress_bar(&format!("downloading {} packages", missing.len()));
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            let _finish = FinishOnDrop(bar);
+                crate::host::progress::spinner(&format!("downloading {} packages", missing.len()));
+            bar.0
+                .enable_steady_tick(std::time::Duration::from_millis(120));
             let mut args = vec!["-q", "download"];
             args.extend(missing.iter().map(String::as_str));
             self.run("apt-get", &args, Some(dir))?;
@@ -345,15 +345,6 @@ impl Apt {
             }
         }
         Ok(paths)
-    }
-}
-
-/// Clears a spinner however the scope ends.
-struct FinishOnDrop(indicatif::ProgressBar);
-
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
     }
 }
 
@@ -436,18 +427,18 @@ pub fn fetch_board(
     offline: Option<&Path>,
     refresh: bool,
 ) -> Result<BTreeMap<String, PathBuf>> {
-    let mut roots: Vec<String> = board.packages.clone();
-    roots.extend(board.select.keys().cloned());
+    let mut roots: Vec<String> = board.packages.include.clone();
+    roots.extend(board.packages.select.keys().cloned());
     // Packages a card's boot partition takes files from (firmware, say): fetched, not
     // installed in the image.
     for partition in board.image.iter().flat_map(|image| &image.partitions) {
         for source in &partition.files {
-            if let crate::config::FileSource::Package { package, .. } = source {
+            if let crate::config::image::FileSource::Package { package, .. } = source {
                 roots.push(package.clone());
             }
         }
     }
-    let exclude: BTreeSet<String> = board.exclude.iter().cloned().collect();
+    let exclude: BTreeSet<String> = board.packages.exclude.iter().cloned().collect();
     let arch = board.arch;
     let source = match offline {
         Some(dir) => Source::Offline(offline_index(dir, arch)?),
@@ -460,7 +451,7 @@ pub fn fetch_board(
     // The resolution is remembered until apt's lists change: each apt-cache call loads
     // the whole cache (about half a second), and a warm build should not pay for it.
     let memo = match &source {
-        Source::Apt(apt) => Some(apt.resolution_memo(&roots, &exclude, &board.kernel_package)),
+        Source::Apt(apt) => Some(apt.resolution_memo(&roots, &exclude, board.kernel.package())),
         Source::Offline(_) => None,
     };
     if let Some(memo) = &memo {
@@ -470,7 +461,7 @@ pub fn fetch_board(
     }
     let mut lookup = |names: &[String]| source.lookup(names);
     let mut packages = closure(&roots, &exclude, &mut lookup)?;
-    if let Some(kernel) = &board.kernel_package {
+    if let Some(kernel) = board.kernel.package() {
         let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
             let mut found = lookup(names)?;
             for stanza in found.values_mut() {
@@ -480,11 +471,7 @@ pub fn fetch_board(
             }
             Ok(found)
         };
-        packages.extend(closure(
-            std::slice::from_ref(kernel),
-            &exclude,
-            &mut kernel_only,
-        )?);
+        packages.extend(closure(&[kernel.to_string()], &exclude, &mut kernel_only)?);
     }
     let debs = source.debs(&packages)?;
     if let Some(memo) = &memo {

@@ -178,8 +178,8 @@ pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
         .truncate(device.is_none())
         .open(target)
         .with_context(|| format!("unable to open {target_name} for writing"))?;
-    let bar = crate::archive::progress_bar(&format!("flashing {target_name}"));
-    bar.set_length(image_len);
+    let bar = crate::host::progress::spinner(&format!("flashing {target_name}"));
+    bar.0.set_length(image_len);
     let start = Instant::now();
     let mut buffer = vec![0u8; 4 << 20];
     let mut written = 0u64;
@@ -195,11 +195,11 @@ pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
             .with_context(|| format!("unable to write {target_name}"))?;
         crc.update(&buffer[..n]);
         written += n as u64;
-        bar.set_position(written);
+        bar.0.set_position(written);
     }
     out.sync_all()
         .with_context(|| format!("unable to sync {target_name}"))?;
-    bar.finish_and_clear();
+    drop(bar);
     let seconds = start.elapsed().as_secs_f64().max(1e-6);
 
     // Read back exactly the image's length and compare.

@@ -1,10 +1,81 @@
 //! Text renderings of a `Tree`: `kiln ls` (like `tar -tv`), `kiln ls --list` (gen_init_cpio
-//! list form, which `kiln pack` reads back), the golden manifest, and `kiln diff`.
+//! list form, which `kiln pack` reads back), the golden manifest, and `kiln diff`; and
+//! reading what those commands are given (any archive, or a .deb's data).
 
 use std::fmt::Write as _;
 use std::io;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::archive::read::Archive;
+use crate::archive::{Compression, Container, Format};
+use crate::error::Verdict;
+use crate::source::deb;
 
 use crate::tree::{ArchivePath, Content, Kind, Node, Tree, mode_string};
+
+/// Reads an archive (cpio or tar, any compression) or a .deb's files. A file that is
+/// missing or not an archive is bad input (100); failing to read one is the system's.
+pub fn read(path: &Path) -> Result<Archive> {
+    if deb::is_deb(path) {
+        let package = deb::read(path)?;
+        eprintln!(
+            "kiln: {}: package {} {} ({}), data.tar:",
+            package.path.display(),
+            package.name(),
+            package.control.get("Version").map_or("?", String::as_str),
+            package
+                .control
+                .get("Architecture")
+                .map_or("?", String::as_str),
+        );
+        return Ok(Archive {
+            format: Format::new(Container::Tar, Compression::None),
+            tree: package.data,
+        });
+    }
+    crate::archive::read::read_file(path).map_err(|err| {
+        let context = format!("unable to read archive {}", path.display());
+        match err.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::NotFound => {
+                crate::error::input(format!("{context}: {err}"))
+            }
+            _ => anyhow::Error::new(err).context(context),
+        }
+    })
+}
+
+/// `kiln ls`: the `tar -tv` form, the gen_init_cpio list (`--list`) or the manifest.
+pub fn render(tree: &Tree, list: bool, manifest: bool, path: &Path) -> Result<String> {
+    Ok(if list {
+        gen_init_cpio(tree)
+    } else if manifest {
+        self::manifest(tree).with_context(|| format!("unable to read {}", path.display()))?
+    } else {
+        ls(tree)
+    })
+}
+
+/// `kiln diff A B`: the differences, and whether there were any.
+pub fn diff_files(a: &Path, b: &Path) -> Result<(Verdict, String)> {
+    let (old, new) = (read(a)?, read(b)?);
+    let lines = diff(&old.tree, &new.tree).context("unable to compare contents")?;
+    let mut text = String::new();
+    if old.format != new.format {
+        text.push_str(&format!("~ format: {} -> {}\n", old.format, new.format));
+    }
+    for line in &lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let verdict = if text.is_empty() {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    };
+    Ok((verdict, text))
+}
 
 /// One `tar -tv` style line per entry, in tree order.
 pub fn ls(tree: &Tree) -> String {

@@ -6,17 +6,15 @@
 
 pub mod compress;
 pub mod cpio;
-pub mod ext4;
-pub mod fat;
-pub mod image;
 pub mod read;
 pub mod tar;
 
 use std::fmt;
-use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::host::progress::{self, Counted};
+use crate::host::temp::{TempError, TempFile};
 use crate::tree::{ArchivePath, Tree, TreeError};
 
 /// The mtime of every entry when `SOURCE_DATE_EPOCH` is unset: 2000-01-01T00:00:00Z.
@@ -185,6 +183,8 @@ pub enum ArchiveError {
     BadEpoch(String),
     #[error(transparent)]
     Tree(#[from] TreeError),
+    #[error(transparent)]
+    Temp(#[from] TempError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -201,8 +201,37 @@ impl ArchiveError {
 
     /// True for errors in what the user asked for, as opposed to the system failing.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, ArchiveError::Io { .. })
+        !matches!(self, ArchiveError::Io { .. } | ArchiveError::Temp(_))
     }
+}
+
+/// The format of an output: `--format NAME` when given, else the output's extension.
+pub fn output_format(output: &Path, format: Option<&str>) -> anyhow::Result<Format> {
+    match format {
+        Some(name) => Format::from_name(name).ok_or_else(|| {
+            crate::error::input(format!(
+                "--format {name:?}: unknown format (note: one of {})",
+                FORMATS.map(|(name, _)| name).join(", ")
+            ))
+        }),
+        None => Format::from_path(output).ok_or_else(|| {
+            crate::error::input(format!(
+                "{}: cannot tell the format from the name (note: end it in .cpio.gz, .tar, ... or pass --format)",
+                output.display()
+            ))
+        }),
+    }
+}
+
+/// `--format` names when given (repeatable), else the board's formats.
+pub fn formats_or(names: &[String], default: &[Format]) -> anyhow::Result<Vec<Format>> {
+    if names.is_empty() {
+        return Ok(default.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| output_format(Path::new(""), Some(name)))
+        .collect()
 }
 
 /// Renders `tree` in `format` to any writer.
@@ -237,10 +266,10 @@ pub fn write_file(
         "unable to write {}",
         temp.path.display()
     )))?;
-    let bar = progress_bar(&format!("writing {}", dest.display()));
+    let bar = progress::spinner(&format!("writing {}", dest.display()));
     let counted = Counted {
         inner: file,
-        bar: bar.clone(),
+        bar: bar.0.clone(),
     };
     let writer = write(
         tree,
@@ -248,7 +277,7 @@ pub fn write_file(
         BufWriter::with_capacity(1 << 20, counted),
         options,
     )?;
-    bar.finish_and_clear();
+    drop(bar);
     writer
         .into_inner()
         .map_err(|err| err.into_error())
@@ -257,38 +286,7 @@ pub fn write_file(
             "unable to write {}",
             temp.path.display()
         )))?;
-    temp.commit(dest)
-}
-
-/// A spinner with a byte count on stderr, drawn only when stderr is a terminal.
-pub fn progress_bar(message: &str) -> indicatif::ProgressBar {
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})",
-    ) {
-        bar.set_style(style);
-    }
-    bar.set_message(message.to_string());
-    bar
-}
-
-/// Counts bytes written into a progress bar.
-struct Counted<W: Write> {
-    inner: W,
-    bar: indicatif::ProgressBar,
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+    Ok(temp.commit(dest)?)
 }
 
 /// id → name from a passwd- or group-format file in the tree (first entry wins).
@@ -311,111 +309,6 @@ fn id_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> 
         }
     }
     names
-}
-
-/// A file created next to its destination and removed unless committed.
-pub struct TempFile {
-    pub path: PathBuf,
-    pub file: File,
-    committed: bool,
-}
-
-impl TempFile {
-    pub fn create(dest: &Path) -> Result<TempFile, ArchiveError> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let name = dest
-            .file_name()
-            .map_or_else(|| "out".into(), |name| name.to_string_lossy().into_owned());
-        let (path, file) = create_unique(dir, &format!(".{name}.kiln"), |path| {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-        })?;
-        Ok(TempFile {
-            path,
-            file,
-            committed: false,
-        })
-    }
-
-    pub fn commit(mut self, dest: &Path) -> Result<(), ArchiveError> {
-        fs::rename(&self.path, dest).map_err(ArchiveError::io(format!(
-            "unable to rename {} to {}",
-            self.path.display(),
-            dest.display()
-        )))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            // Cleanup on an error path: the error being reported matters more than a
-            // failure to remove the leftover, which names itself as kiln's.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// A scratch directory in `dir`, removed with everything in it when dropped, on success
-/// and on error alike.
-pub struct ScratchDir {
-    pub path: PathBuf,
-}
-
-impl ScratchDir {
-    pub fn create(dir: &Path, purpose: &str) -> Result<ScratchDir, ArchiveError> {
-        fs::create_dir_all(dir).map_err(ArchiveError::io(format!(
-            "unable to create {}",
-            dir.display()
-        )))?;
-        let (path, ()) = create_unique(dir, &format!(".kiln-{purpose}"), |path| {
-            fs::create_dir(path)
-        })?;
-        Ok(ScratchDir { path })
-    }
-}
-
-/// Makes `DIR/PREFIX-PID-N` with `make`, which must fail with `AlreadyExists` when the
-/// name is taken (`create_new`, `create_dir`); tries the next N then.
-fn create_unique<T>(
-    dir: &Path,
-    prefix: &str,
-    make: impl Fn(&Path) -> io::Result<T>,
-) -> Result<(PathBuf, T), ArchiveError> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    for attempt in 0..100u32 {
-        let path = dir.join(format!("{prefix}-{}-{attempt}", std::process::id()));
-        match make(&path) {
-            Ok(made) => return Ok((path, made)),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => {
-                return Err(ArchiveError::Io {
-                    context: format!("unable to create {}", path.display()),
-                    source,
-                });
-            }
-        }
-    }
-    Err(ArchiveError::Io {
-        context: format!("unable to create a temporary name in {}", dir.display()),
-        source: io::Error::from(io::ErrorKind::AlreadyExists),
-    })
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        // kiln stages everything in here with owner-writable modes, so nothing blocks the
-        // removal; a leftover would name itself as kiln's.
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Copies exactly `expected` bytes of a content source, failing on any mismatch.

@@ -8,59 +8,21 @@
 //! `../shared/docs/s6-linux-init.md` and the comments in each script.
 
 pub mod cli;
+pub mod image;
+pub mod options;
 
 use std::fmt::Write as _;
 
 use crate::tree::{Meta, Tree};
+use options::Options;
 
-/// Everything the maker needs, validated. Byte strings are what the user passed; they
-/// reach the scripts only through `quote`.
+/// The maker's options with the log user resolved: what `generate` takes.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `-c`: where the tree lives on the target (absolute, normalised).
-    pub basedir: String,
-    /// `-l`: the tmpfs stage 1 mounts and copies `run-image` into.
-    pub tmpfsdir: String,
-    /// `-b`: execline's binaries; raw in every shebang, so validated to need no quoting.
-    pub execline_bindir: String,
+    pub options: Options,
     /// `-u`, resolved: the catch-all logger's uid and gid.
     pub log_uid: u32,
     pub log_gid: u32,
-    /// `-g`: execline source for the early getty service.
-    pub early_getty: Option<Vec<u8>>,
-    pub stage2: Vec<u8>,
-    /// `-r`: stage 2's output goes to the catch-all logger.
-    pub redirect_stage2: bool,
-    pub stage2_finish: Vec<u8>,
-    pub stage3: Vec<u8>,
-    pub path: Vec<u8>,
-    pub umask: u32,
-    pub timestamp_style: u8,
-    pub dev_style: u8,
-    /// `-e`, in order, names unique: `None` removes the variable.
-    pub env: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            basedir: "/etc/s6-linux-init".to_string(),
-            tmpfsdir: "/run".to_string(),
-            execline_bindir: "/bin".to_string(),
-            log_uid: 65534,
-            log_gid: 65534,
-            early_getty: None,
-            stage2: b"/etc/rc.init".to_vec(),
-            redirect_stage2: false,
-            stage2_finish: b"/etc/rc.tini".to_vec(),
-            stage3: b"/etc/rc.shutdown".to_vec(),
-            path: b"/usr/bin:/bin".to_vec(),
-            umask: 0o022,
-            timestamp_style: 1,
-            dev_style: 2,
-            env: Vec::new(),
-        }
-    }
 }
 
 /// The file, directly under the tmpfsdir, that records the shutdown action.
@@ -90,7 +52,7 @@ pub fn generate(config: &Config) -> Generated {
     let dir = Meta::root(0o755);
     let script = Meta::root(0o755);
     added(tree_dir(&mut tree, "env", dir));
-    for (name, value) in &config.env {
+    for (name, value) in &config.options.env {
         let bytes = match value {
             Some(value) => [value.as_slice(), b"\n"].concat(),
             None => Vec::new(),
@@ -119,7 +81,7 @@ pub fn generate(config: &Config) -> Generated {
     added(tree.fifo(&format!("{logger}/fifo"), Meta::root(0o600), ORIGIN));
     added(tree.file(&format!("{logger}/run"), logger_run(config), script, ORIGIN));
 
-    if let Some(getty) = &config.early_getty {
+    if let Some(getty) = &config.options.early_getty {
         let service = "run-image/service/s6-linux-init-early-getty";
         added(tree_dir(&mut tree, service, dir));
         added(tree.file(
@@ -186,13 +148,13 @@ fn join(dir: &str, rest: &str) -> Vec<u8> {
 }
 
 fn shebang(config: &Config) -> String {
-    format!("#!{}/execlineb -P\n", config.execline_bindir)
+    format!("#!{}/execlineb -P\n", config.options.execline_bindir)
 }
 
 /// Stage 1: supervision first, then stage 2 (see `../shared/docs/s6-linux-init.md` §3.2).
 fn stage1(config: &Config) -> Vec<u8> {
-    let b = &config.execline_bindir;
-    let t = &config.tmpfsdir;
+    let b = &config.options.execline_bindir;
+    let t = &config.options.tmpfsdir;
     let fifo = quote(&join(t, "/service/s6-svscan-log/fifo"));
     let mut text = shebang(config);
     text.push_str(
@@ -203,10 +165,10 @@ fn stage1(config: &Config) -> Vec<u8> {
          # then s6-svscan as pid 1. A failed fatal step makes pid 1 exit: a kernel panic.\n\
          # execline tools run by absolute path, so they work before and whatever PATH is.\n\n",
     );
-    let _ = writeln!(text, "{b}/export PATH {}", quote(&config.path));
+    let _ = writeln!(text, "{b}/export PATH {}", quote(&config.options.path));
     let _ = writeln!(text, "{b}/cd /");
     text.push_str("s6-setsid -b -q\n");
-    let _ = writeln!(text, "{b}/umask {:03o}", config.umask);
+    let _ = writeln!(text, "{b}/umask {:03o}", config.options.umask);
     let _ = writeln!(text, "{b}/foreground {{ echo \"s6-linux-init: stage 1\" }}");
     let _ = writeln!(
         text,
@@ -216,10 +178,10 @@ fn stage1(config: &Config) -> Vec<u8> {
     let _ = writeln!(
         text,
         "{b}/if {{ cp -a {} {} }}",
-        quote(&join(&config.basedir, "/run-image/.")),
+        quote(&join(&config.options.basedir, "/run-image/.")),
         quote(t.as_bytes())
     );
-    if config.dev_style == 1 {
+    if config.options.dev_style == 1 {
         let _ = writeln!(
             text,
             "{b}/if {{ mount -t devtmpfs -o mode=0755 devtmpfs /dev }}"
@@ -228,12 +190,12 @@ fn stage1(config: &Config) -> Vec<u8> {
     let _ = writeln!(
         text,
         "s6-envdir -f -L -I {}",
-        quote(&join(&config.basedir, "/env"))
+        quote(&join(&config.options.basedir, "/env"))
     );
     let _ = writeln!(text, "{b}/redirfd -r 0 /dev/null");
     text.push_str("# Open the fifo before forking: a later open would release the child early.\n");
     let _ = writeln!(text, "{b}/redirfd -wnb 1 {fifo}");
-    let route = if config.redirect_stage2 {
+    let route = if config.options.redirect_stage2 {
         "fdmove -c 2 1"
     } else {
         "fdmove -c 1 2"
@@ -241,7 +203,7 @@ fn stage1(config: &Config) -> Vec<u8> {
     let _ = writeln!(
         text,
         "{b}/background\n{{\n  s6-setsid\n  {b}/redirfd -w 1 {fifo}\n  {b}/{route}\n  {}\n}}",
-        quote(&config.stage2)
+        quote(&config.options.stage2)
     );
     let _ = writeln!(text, "{b}/unexport !");
     let _ = writeln!(text, "{b}/cd {}", quote(&join(t, "/service")));
@@ -254,7 +216,7 @@ fn stage1(config: &Config) -> Vec<u8> {
 
 /// The catch-all logger: reads the fifo, then drops privileges and runs s6-log.
 fn logger_run(config: &Config) -> Vec<u8> {
-    let b = &config.execline_bindir;
+    let b = &config.options.execline_bindir;
     let mut text = shebang(config);
     text.push_str(
         "\n\
@@ -271,7 +233,7 @@ fn logger_run(config: &Config) -> Vec<u8> {
         "s6-applyuidgid -u {} -g {}",
         config.log_uid, config.log_gid
     );
-    let directives = match config.timestamp_style {
+    let directives = match config.options.timestamp_style {
         0 => "",
         1 => " t",
         2 => " T",
@@ -280,7 +242,7 @@ fn logger_run(config: &Config) -> Vec<u8> {
     let _ = writeln!(
         text,
         "s6-log -b -p{directives} {}",
-        quote(&join(&config.tmpfsdir, "/uncaught-logs"))
+        quote(&join(&config.options.tmpfsdir, "/uncaught-logs"))
     );
     text.into_bytes()
 }
@@ -288,7 +250,7 @@ fn logger_run(config: &Config) -> Vec<u8> {
 /// A shutdown signal handler: record the action once, run stage2_finish while s6-svscan
 /// lives, then ask s6-svscan to terminate (never `-q`: see §4.4 of the maker spec).
 fn signal_handler(config: &Config, signal: &str, action: &str) -> Vec<u8> {
-    let b = &config.execline_bindir;
+    let b = &config.options.execline_bindir;
     let mut text = shebang(config);
     let _ = write!(
         text,
@@ -300,22 +262,22 @@ fn signal_handler(config: &Config, signal: &str, action: &str) -> Vec<u8> {
     let _ = writeln!(
         text,
         "{b}/foreground\n{{\n  {b}/if {{ {b}/redirfd -x 1 {} echo {action} }}\n  {}\n}}",
-        quote(&join(&config.tmpfsdir, &format!("/{ACTION_FILE}"))),
-        quote(&config.stage2_finish)
+        quote(&join(&config.options.tmpfsdir, &format!("/{ACTION_FILE}"))),
+        quote(&config.options.stage2_finish)
     );
     let _ = writeln!(
         text,
         "s6-svscanctl -t {}",
-        quote(&join(&config.tmpfsdir, "/service"))
+        quote(&join(&config.options.tmpfsdir, "/service"))
     );
     text.into_bytes()
 }
 
 /// Run by s6-svscan as pid 1 after every supervisor exited: exec stage 3 with the action.
 fn finish(config: &Config) -> Vec<u8> {
-    let b = &config.execline_bindir;
-    let action_file = quote(&join(&config.tmpfsdir, &format!("/{ACTION_FILE}")));
-    let stage3 = quote(&config.stage3);
+    let b = &config.options.execline_bindir;
+    let action_file = quote(&join(&config.options.tmpfsdir, &format!("/{ACTION_FILE}")));
+    let stage3 = quote(&config.options.stage3);
     let mut text = shebang(config);
     text.push_str(
         "\n\
@@ -340,7 +302,7 @@ fn finish(config: &Config) -> Vec<u8> {
 
 /// Last resort after a fatal s6-svscan error: a root shell on the console, then reboot.
 fn crash(config: &Config) -> Vec<u8> {
-    let b = &config.execline_bindir;
+    let b = &config.options.execline_bindir;
     let mut text = shebang(config);
     text.push_str(
         "\n\

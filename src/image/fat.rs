@@ -9,7 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use super::image::{Extent, run_tool, tool};
+use crate::config::image::Extent;
+use crate::host::tool;
 
 const CLUSTER: u64 = 4096;
 
@@ -38,8 +39,8 @@ pub fn write(
         "{:02x}{:02x}{:02x}{:02x}",
         uuid[0], uuid[1], uuid[2], uuid[3]
     );
-    run_tool(
-        Command::new(tool("mkfs.fat")?)
+    tool::run(
+        Command::new(tool::find("mkfs.fat")?)
             .args(["-F", "32", "-n", &label.to_uppercase(), "-i", &volume_id])
             .args(["--invariant", "--offset"])
             .arg((extent.start / 512).to_string())
@@ -50,7 +51,7 @@ pub fn write(
     let mut target = OsString::from(image);
     target.push(format!("@@{}", extent.start));
     let mtools = |program: &str| -> Result<Command> {
-        let mut command = Command::new(tool(program)?);
+        let mut command = Command::new(tool::find(program)?);
         command
             .env("MTOOLS_SKIP_CHECK", "1")
             .env("SOURCE_DATE_EPOCH", mtime.to_string())
@@ -70,7 +71,7 @@ pub fn write(
     }
     dirs.sort_unstable();
     for dir in dirs {
-        run_tool(mtools("mmd")?.arg(format!("::/{dir}")), None)?;
+        tool::run(mtools("mmd")?.arg(format!("::/{dir}")), None)?;
     }
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
     for (name, path) in files {
@@ -80,7 +81,7 @@ pub fn write(
             .open(path)
             .and_then(|file| file.set_modified(time))
             .with_context(|| format!("unable to set the time of {}", path.display()))?;
-        run_tool(
+        tool::run(
             mtools("mcopy")?
                 .args(["-m", "-o"])
                 .arg(path)
@@ -88,5 +89,23 @@ pub fn write(
             None,
         )?;
     }
+    Ok(())
+}
+
+/// Copies a file out of a FAT partition of an image (mtools).
+pub fn fat_extract(image: &Path, extent: Extent, name: &str, dest: &Path) -> Result<()> {
+    let mut target = OsString::from(image);
+    target.push(format!("@@{}", extent.start));
+    tool::run(
+        Command::new(tool::find("mcopy")?)
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-o")
+            .arg("-i")
+            .arg(&target)
+            .arg(format!("::/{name}"))
+            .arg(dest),
+        None,
+    )
+    .with_context(|| format!("{}: no {name} in the boot partition", image.display()))?;
     Ok(())
 }

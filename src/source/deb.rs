@@ -40,6 +40,13 @@ pub enum DebError {
     Invalid { path: PathBuf, what: String },
 }
 
+impl DebError {
+    /// A malformed package is bad input; failing to read one is the system's.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, DebError::Invalid { .. })
+    }
+}
+
 /// True when `path` starts with the ar magic, as every .deb does.
 pub fn is_deb(path: &Path) -> bool {
     let mut magic = [0u8; 8];

@@ -11,7 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
 
-use crate::tree::{ArchivePath, Kind, Tree};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config::Board;
+use crate::fetch;
+use crate::source::deb;
+use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
 
 /// One module's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -200,6 +206,46 @@ pub fn closure(modules: &BTreeMap<String, Module>, wanted: &[String]) -> Result<
         visit(modules, module, &mut order, &mut done, &mut visiting)?;
     }
     Ok(order)
+}
+
+/// Puts `names` (modules or aliases) and their closure from the kernel package into
+/// `tree`, with `/etc/kiln/modules` listing them in load order. Modules built into the
+/// kernel need nothing; a name the package does not have is a usage error.
+pub fn add(
+    tree: &mut Tree,
+    board: &Board,
+    debs: &BTreeMap<String, PathBuf>,
+    names: &[String],
+    key: &str,
+) -> Result<()> {
+    let Some(kernel_deb) = fetch::kernel_deb(debs) else {
+        bail!(crate::error::Input(format!(
+            "{key}: the board has no kernel package to take them from"
+        )));
+    };
+    let package = deb::read_cached(kernel_deb)?;
+    let index = index(&package.data)?;
+    let builtin = builtin(&package.data);
+    let wanted: Vec<String> = names
+        .iter()
+        .filter(|name| !builtin.contains(&canonical(name)))
+        .cloned()
+        .collect();
+    let order = closure(&index, &wanted)
+        .map_err(|err| crate::error::input(format!("{}: {key}: {err}", board.file.display())))?;
+    let mut list = String::new();
+    for module in &order {
+        let node = package
+            .data
+            .get(&module.path)
+            .cloned()
+            .expect("indexed from this tree");
+        tree.replace(module.path.clone(), node)?;
+        let _ = writeln!(list, "/{}", module.path.as_str());
+    }
+    let node = Node::new(Kind::File(Content::inline(list)), Meta::root(0o644), key);
+    tree.replace(ArchivePath::new("etc/kiln/modules")?, node)?;
+    Ok(())
 }
 
 #[cfg(test)]

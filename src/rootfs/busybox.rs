@@ -66,6 +66,23 @@ pub fn link(tree: &mut Tree, applets: &[String], dir: &str, target: &str) -> usi
     made
 }
 
+/// Links busybox's applets in `/bin` when the image has `/bin/busybox` (read from the
+/// binary, never run; existing paths win).
+pub fn add_links(image: &mut Tree) -> anyhow::Result<()> {
+    let Some(Node {
+        kind: Kind::File(content),
+        ..
+    }) = crate::tree::resolve::resolve(image, "/bin/busybox")
+        .and_then(|path| image.get(&path).cloned())
+    else {
+        return Ok(());
+    };
+    let bytes = anyhow::Context::context(content.read_all(), "unable to read busybox")?;
+    let names = applets(&bytes, "/bin/busybox")?;
+    link(image, &names, "bin", "/bin/busybox");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

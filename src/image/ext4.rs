@@ -17,7 +17,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::image::{Extent, run_tool, tool, uuid_string};
+use super::table::uuid_string;
+use crate::config::image::Extent;
+use crate::host::temp::ScratchDir;
+use crate::host::tool;
 use crate::tree::{Kind, Tree};
 
 const BLOCK: u64 = 4096;
@@ -72,7 +75,7 @@ pub struct Params<'a> {
 /// Makes the filesystem inside `image` at `extent`.
 pub fn write(params: &Params) -> Result<()> {
     let dir = params.image.parent().unwrap_or(Path::new("."));
-    let scratch = super::ScratchDir::create(dir, "ext4")?;
+    let scratch = ScratchDir::create(dir, "ext4")?;
     let stage = scratch.path.join("stage");
     fs::create_dir(&stage).with_context(|| format!("unable to create {}", stage.display()))?;
     stage_tree(params.tree, &stage)?;
@@ -83,8 +86,8 @@ pub fn write(params: &Params) -> Result<()> {
     hash_seed[0] ^= 0xff;
     let fake_time = params.mtime.to_string();
     let offset_image = format!("{}?offset={}", params.image.display(), params.extent.start);
-    run_tool(
-        Command::new(tool("mke2fs")?)
+    tool::run(
+        Command::new(tool::find("mke2fs")?)
             .env("MKE2FS_CONFIG", &profile)
             .env("E2FSPROGS_FAKE_TIME", &fake_time)
             .args(["-q", "-F", "-t", "ext4", "-L", params.label, "-U"])
@@ -105,7 +108,7 @@ pub fn write(params: &Params) -> Result<()> {
         if err.to_string().contains("Could not allocate block")
             || err.to_string().contains("No free space")
         {
-            anyhow::anyhow!(crate::UsageError(format!(
+            anyhow::anyhow!(crate::error::Input(format!(
                 "the root partition ({} MiB) is too small for the tree: raise its size or margin\n{err}",
                 params.extent.size >> 20
             )))
@@ -116,8 +119,8 @@ pub fn write(params: &Params) -> Result<()> {
     let commands = scratch.path.join("debugfs.cmds");
     fs::write(&commands, debugfs_script(params.tree, params.mtime)?)
         .with_context(|| format!("unable to write {}", commands.display()))?;
-    let stderr = run_tool(
-        Command::new(tool("debugfs")?)
+    let stderr = tool::run(
+        Command::new(tool::find("debugfs")?)
             .env("E2FSPROGS_FAKE_TIME", &fake_time)
             .arg("-w")
             .arg("-f")
@@ -141,8 +144,8 @@ pub fn write(params: &Params) -> Result<()> {
 
 /// `e2fsck -fn`: the filesystem must be clean.
 pub fn check(image: &Path, extent: Extent) -> Result<()> {
-    run_tool(
-        Command::new(tool("e2fsck")?).arg("-fn").arg(format!(
+    tool::run(
+        Command::new(tool::find("e2fsck")?).arg("-fn").arg(format!(
             "{}?offset={}",
             image.display(),
             extent.start
@@ -226,7 +229,7 @@ pub fn debugfs_script(tree: &Tree, mtime: u64) -> Result<String> {
 /// or a line break, so paths with those are refused.
 fn quote(text: &str) -> Result<String> {
     if text.contains(['"', '\n', '\r']) {
-        bail!(crate::UsageError(format!(
+        bail!(crate::error::Input(format!(
             "{text:?}: an ext4 image cannot hold this name through debugfs (it has a quote or a line break)"
         )));
     }

@@ -5,6 +5,8 @@
 //! and it never looks at the host's users, clock or file times: a node's owner and mode are
 //! always stated by whoever inserted it.
 
+pub mod resolve;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;

@@ -1,0 +1,169 @@
+//! The QEMU command line, pure: the board and the artifacts give the argv, golden-tested
+//! per board in `tests/data/qemu/`.
+
+use std::ffi::OsString;
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
+
+use crate::arch::Arch;
+use crate::config::{Board, Drive};
+
+/// What QEMU boots.
+pub struct Artifacts {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub dtb: Option<PathBuf>,
+    /// The kernel command line instead of the board's (a card's cmdline.txt).
+    pub cmdline: Option<String>,
+    /// A card or disk image, attached as the board's drive.
+    pub disk: Option<(PathBuf, Drive)>,
+}
+
+/// The QEMU program for an arch.
+pub fn binary(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "qemu-system-x86_64",
+        Arch::Aarch64 => "qemu-system-aarch64",
+        Arch::Armv7 => "qemu-system-arm",
+    }
+}
+
+/// The QEMU command line: machine, cpu, memory, serial console on stdio, no reboot (so a
+/// reboot or a panic with `panic=-1` ends QEMU), no default NIC (its option ROM is not
+/// installed without recommends), kernel, initrd, dtb, and the kernel command line.
+pub fn command(
+    board: &Board,
+    artifacts: &Artifacts,
+    append: Option<&str>,
+    accel: &str,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![binary(board.arch).into()];
+    let mut push = |items: &[&str]| argv.extend(items.iter().map(OsString::from));
+    push(&["-M", &board.qemu.machine]);
+    if let Some(cpu) = &board.qemu.cpu {
+        push(&["-cpu", cpu]);
+    }
+    push(&[
+        "-m",
+        &board.qemu.memory,
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
+    if !board.qemu.extra.iter().any(|arg| arg == "-accel") {
+        push(&["-accel", accel]);
+    }
+    let extra: Vec<&str> = board.qemu.extra.iter().map(String::as_str).collect();
+    push(&extra);
+    argv.push("-kernel".into());
+    argv.push(artifacts.kernel.clone().into());
+    if let Some(initrd) = &artifacts.initrd {
+        argv.push("-initrd".into());
+        argv.push(initrd.clone().into());
+    }
+    if let Some(dtb) = &artifacts.dtb {
+        argv.push("-dtb".into());
+        argv.push(dtb.clone().into());
+    }
+    if let Some((disk, drive)) = &artifacts.disk {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = disk.display().to_string().replace(',', ",,");
+        let interface = drive.name();
+        argv.push("-drive".into());
+        argv.push(format!("file={file},if={interface},format=raw").into());
+    }
+    let mut cmdline = artifacts
+        .cmdline
+        .clone()
+        .unwrap_or_else(|| board.kernel.cmdline.clone());
+    if !cmdline
+        .split_whitespace()
+        .any(|word| word.starts_with("panic="))
+    {
+        cmdline.push_str(" panic=-1");
+    }
+    if let Some(append) = append {
+        cmdline.push(' ');
+        cmdline.push_str(append);
+    }
+    argv.push("-append".into());
+    argv.push(cmdline.into());
+    argv
+}
+
+/// The command line as a shell would take it, to reproduce a failure by hand.
+pub fn shell_quoted(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let text = arg.to_string_lossy();
+            if !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=,:+@%".contains(&b))
+            {
+                text.into_owned()
+            } else {
+                format!("'{}'", text.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The argv of every shipped board against `tests/data/qemu/<board>.args`.
+    #[test]
+    fn qemu_command_lines_match_their_goldens() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "qemu-x86_64",
+            "qemu-aarch64",
+            "qemu-armv7",
+            "raspberrypi3-64",
+            "orangepi-pc",
+        ] {
+            let board = Board::load(&root.join(format!("board-configs/{name}.toml"))).unwrap();
+            let mut artifacts = Artifacts {
+                kernel: PathBuf::from("KERNEL"),
+                initrd: Some(PathBuf::from("INITRD")),
+                dtb: board.kernel.dtb.as_ref().map(|_| PathBuf::from("DTB")),
+                cmdline: None,
+                disk: None,
+            };
+            let text = |artifacts: &Artifacts| {
+                command(&board, artifacts, None, "tcg")
+                    .iter()
+                    .map(|arg| arg.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            };
+            expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.args"))]
+                .assert_eq(&text(&artifacts));
+            // Booting the card: its cmdline.txt and the image as the board's drive.
+            artifacts.cmdline = Some("CMDLINE.TXT".to_string());
+            artifacts.disk = Some((PathBuf::from("out/a,b.img"), board.qemu.drive));
+            expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.disk.args"))]
+                .assert_eq(&text(&artifacts));
+        }
+    }
+
+    #[test]
+    fn quoting_for_a_shell() {
+        let argv: Vec<OsString> = vec![
+            "qemu".into(),
+            "-append".into(),
+            "console=ttyS0 panic=-1".into(),
+            "it's".into(),
+        ];
+        assert_eq!(
+            shell_quoted(&argv),
+            "qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The command line: clap's types for every subcommand. `main` dispatches on them;
+//! values clap can check (accelerator, shutdown action) are typed here, the rest is
+//! validated by the stage that owns it, with the messages the tests pin.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::boot::Action;
+use crate::boot::accel::Accel;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Unprivileged rootfs integration for embedded Linux"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build a cpio or tar archive from list files, makedevs tables, directories and archives.
+    Pack {
+        /// Output archive; its extension picks the format unless --format is given.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// cpio, cpio.gz, cpio.zst, cpio.xz, tar, tar.gz, tar.zst or tar.xz.
+        #[arg(long)]
+        format: Option<String>,
+        /// Owner for entries from host directories (host owners mean nothing in an image).
+        #[arg(long, default_value = "0:0", value_name = "UID:GID")]
+        owner: String,
+        /// gen_init_cpio lists, makedevs tables, DIR or DIR:/dest, archives; later ones override.
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+    /// List a cpio or tar archive (any compression), or a .deb's files, like `tar -tv`.
+    Ls {
+        /// Print the gen_init_cpio list form instead, which `kiln pack` reads back.
+        #[arg(long, conflicts_with = "manifest")]
+        list: bool,
+        /// Print the manifest: one line per entry with size and CRC-32 of file contents.
+        #[arg(long)]
+        manifest: bool,
+        archive: PathBuf,
+    },
+    /// Build a board's root filesystem into archives (default: `out/BOARD/`), with a
+    /// manifest and a per-package size report beside them.
+    Build {
+        board: PathBuf,
+        /// Output directory.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Formats instead of the board's `[output]` formats (repeatable).
+        #[arg(long)]
+        format: Vec<String>,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+        /// Print why each library is in the image.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Make the board's partitioned SD-card or disk image (its `[image]` table), without
+    /// root: an ext4 root partition holding the image tree with its owners, modes and
+    /// device nodes, and a FAT boot partition with the kernel, the dtb, a stage-0
+    /// initramfs that mounts the root by label, and cmdline.txt.
+    Image {
+        board: PathBuf,
+        /// Output file (default: `out/BOARD/BOARD.img`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+    },
+    /// Boot a board on QEMU and judge the boot by its serial console: exit 0 when every
+    /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1
+    /// when it booted but failed (panic, pid 1 died, a marker missing, timeout).
+    Boot(BootArgs),
+    /// Write an image to a block device (an SD card) or a file, then sync, read back and
+    /// compare. Refuses mounted devices, the system's own disk, non-removable disks
+    /// (unless --force) and targets smaller than the image; asks first unless --yes.
+    Flash {
+        image: PathBuf,
+        device: PathBuf,
+        /// Allow a disk that does not say it is removable.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Download a board's .deb files (its packages' Depends closure and its kernel) into
+    /// the cache, through the host's apt configuration, without root.
+    Fetch {
+        board: PathBuf,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+        /// Refresh the package lists even if they are less than a day old.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Load and validate a board config (following `inherit`) and print it resolved.
+    Config { board: PathBuf },
+    /// Check that every ELF object in an archive finds its loader and libraries inside the
+    /// archive, for the given arch; exit 1 when one does not.
+    Check {
+        /// x86_64, aarch64 or armv7.
+        #[arg(long)]
+        arch: String,
+        /// Print why each library is there: object, DT_NEEDED/PT_INTERP, where it was found.
+        #[arg(long)]
+        explain: bool,
+        archive: PathBuf,
+    },
+    /// Compare two archives entry by entry; exit 1 when they differ.
+    Diff { a: PathBuf, b: PathBuf },
+    /// s6-linux-init-maker, as a drop-in: `kiln s6-linux-init-maker [options] dir > stage1`.
+    #[command(name = "s6-linux-init-maker", disable_help_flag = true)]
+    Maker {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BootArgs {
+    pub board: PathBuf,
+    /// Boot this initramfs, or this card/disk image (kernel, dtb, initramfs and command
+    /// line from its boot partition, the image attached as the board's `[qemu] drive`),
+    /// instead of building the board's.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Build the board's card/disk image (`kiln image`) and boot that instead of the
+    /// initramfs; with --check the image carries the probe, which also checks the root.
+    #[arg(long, conflicts_with = "image")]
+    pub disk: bool,
+    /// Kernel image instead of the one in the board's kernel package.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Device tree instead of the board's.
+    #[arg(long)]
+    pub dtb: Option<PathBuf>,
+    /// Words added to the kernel command line.
+    #[arg(long)]
+    pub append: Option<String>,
+    /// Seconds before giving up (scaled by `KILN_TIMEOUT_SCALE`).
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Text that must appear on the console (repeatable); then a clean power-off is
+    /// required too. Default: stage 2 finishing, after which QEMU is stopped.
+    #[arg(long)]
+    pub expect: Vec<String>,
+    /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
+    #[arg(long)]
+    pub interactive: bool,
+    /// QEMU accelerator: auto (KVM only when a cached probe boot shows it works), tcg
+    /// or kvm.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: Accel,
+    /// Take .debs from this directory instead of downloading.
+    #[arg(long, value_name = "DIR")]
+    pub offline: Option<PathBuf>,
+    /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
+    /// what the s6 init did against the board's options, then shut down.
+    #[arg(long, conflicts_with_all = ["image", "interactive"])]
+    pub check: bool,
+    /// How --check shuts down: poweroff, reboot, halt, sigint, or ctrl-alt-del (pressed
+    /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
+    #[arg(long, value_enum, default_value = "poweroff", requires = "check")]
+    pub action: Action,
+}

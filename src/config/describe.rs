@@ -1,0 +1,164 @@
+//! `kiln config`: the resolved board (after `inherit`), readable.
+
+use std::path::PathBuf;
+
+use super::{Board, Drive, KernelSource};
+
+impl Board {
+    /// A readable summary of the resolved board (after `inherit`), for `kiln config`.
+    pub fn describe(&self) -> String {
+        let list = |items: &[String]| items.join(" ");
+        let paths = |items: &[PathBuf]| {
+            items
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            out.push_str(&format!("{key:<16} {value}\n"));
+        };
+        line("board", format!("{} ({})", self.name, self.file.display()));
+        line("arch", self.arch.to_string());
+        line(
+            "kernel",
+            match &self.kernel.source {
+                KernelSource::Package(package) => format!("package {package}"),
+                KernelSource::File(path) => format!("file {}", path.display()),
+                KernelSource::None => "none".to_string(),
+            },
+        );
+        line("cmdline", self.kernel.cmdline.clone());
+        line(
+            "dtb",
+            self.kernel
+                .dtb
+                .clone()
+                .unwrap_or_else(|| "none".to_string()),
+        );
+        line(
+            "qemu",
+            format!(
+                "-M {}{} -m {} {}",
+                self.qemu.machine,
+                self.qemu
+                    .cpu
+                    .as_ref()
+                    .map_or(String::new(), |cpu| format!(" -cpu {cpu}")),
+                self.qemu.memory,
+                list(&self.qemu.extra)
+            ),
+        );
+        line("console", self.qemu.console.clone());
+        line(
+            "init",
+            self.init
+                .args()
+                .iter()
+                .map(|arg| crate::init::quote(arg))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        line("log user", format!("{}:{}", self.log_ids.0, self.log_ids.1));
+        line("packages", list(&self.packages.include));
+        line("exclude", list(&self.packages.exclude));
+        for (package, paths) in &self.packages.select {
+            line("select", format!("{package}: {}", list(paths)));
+        }
+        for user in &self.users {
+            line(
+                "user",
+                format!(
+                    "{} {}:{} {} {}",
+                    user.name, user.uid, user.gid, user.home, user.shell
+                ),
+            );
+        }
+        for group in &self.groups {
+            line(
+                "group",
+                format!("{} {} {}", group.name, group.gid, list(&group.members)),
+            );
+        }
+        for overlay in &self.overlays {
+            let dest = overlay
+                .dest
+                .as_ref()
+                .map_or("/".to_string(), ToString::to_string);
+            line(
+                "overlay",
+                format!(
+                    "{} -> {dest} ({} declared)",
+                    overlay.source.display(),
+                    overlay.files.len()
+                ),
+            );
+            for (path, meta) in &overlay.files {
+                line(
+                    "  file",
+                    format!(
+                        "{path} mode {} owner {}:{}",
+                        meta.mode
+                            .map_or("-".to_string(), |mode| format!("{mode:04o}")),
+                        meta.uid.map_or("-".to_string(), |uid| uid.to_string()),
+                        meta.gid.map_or("-".to_string(), |gid| gid.to_string())
+                    ),
+                );
+            }
+        }
+        line("devices", paths(&self.devices));
+        let services: Vec<PathBuf> = self.services.iter().map(|s| s.dir.clone()).collect();
+        line("services", paths(&services));
+        line(
+            "formats",
+            self.formats
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        line(
+            "drive",
+            match self.qemu.drive {
+                Drive::Sd => "sd (card size a power of two)",
+                Drive::Virtio => "virtio",
+            }
+            .to_string(),
+        );
+        if let Some(image) = &self.image {
+            let size = |bytes: Option<u64>, default: &str| {
+                bytes.map_or(default.to_string(), |b| format!("{}M", b >> 20))
+            };
+            line(
+                "image",
+                format!(
+                    "{} table, size {}, stage-0 modules: {}",
+                    image.table.name(),
+                    size(image.size, "from the partitions"),
+                    list(&image.modules)
+                ),
+            );
+            for (index, partition) in image.partitions.iter().enumerate() {
+                line(
+                    &format!("  partition {}", index + 1),
+                    format!(
+                        "{} {} {} start {} size {} margin {}M{}",
+                        partition.label,
+                        partition.filesystem.name(),
+                        partition.contents.name(),
+                        size(partition.start, "next"),
+                        size(partition.size, "contents+margin"),
+                        partition.margin >> 20,
+                        if partition.files.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" files {:?}", partition.files)
+                        }
+                    ),
+                );
+            }
+        }
+        out
+    }
+}

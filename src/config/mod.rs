@@ -1,0 +1,693 @@
+//! Board configs: `board-configs/<name>.toml` as raw serde structs (`raw`), merged over
+//! their `inherit` parents (`inherit`), then a validated `Board` of typed parts.
+//!
+//! Everything that can be checked without the packages is checked here, when the board
+//! loads, so a mistake is an input error (exit 100) naming the file and the key before
+//! anything is downloaded: arch, paths that must exist, modes, account names, the log
+//! user among the users, the `[init]` table through the maker's own rules, device
+//! tables, the image's partition arithmetic. Relative paths are resolved against the
+//! file that declared them, a parent's against the parent's directory.
+
+pub mod describe;
+pub mod image;
+pub mod inherit;
+pub mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::arch::Arch;
+use crate::archive::Format;
+use crate::init::options::{LogUser, Opt, Options};
+use crate::tree::ArchivePath;
+use image::ImageSpec;
+use raw::{RawBoard, RawInit, RawKernel, RawOverlay, RawQemu};
+
+/// A validated board.
+#[derive(Debug)]
+pub struct Board {
+    /// Safe as a file name: `out/<name>/<name>.img`.
+    pub name: String,
+    pub file: PathBuf,
+    pub arch: Arch,
+    pub kernel: Kernel,
+    pub qemu: Qemu,
+    /// The maker's options; the log user is one of `users` (or the default).
+    pub init: Options,
+    /// The log user's uid and gid, resolved in `users`.
+    pub log_ids: (u32, u32),
+    pub packages: Packages,
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    pub overlays: Vec<Overlay>,
+    /// makedevs tables, each parsed once at load to find mistakes early.
+    pub devices: Vec<PathBuf>,
+    /// Service directories, each with a `run`, installed into `/etc/s6/services`.
+    pub services: Vec<Service>,
+    pub formats: Vec<Format>,
+    pub image: Option<ImageSpec>,
+}
+
+/// Where the kernel comes from, and how it boots.
+#[derive(Debug)]
+pub struct Kernel {
+    pub source: KernelSource,
+    pub cmdline: String,
+    /// A device tree inside the kernel package, by its path under the dtbs directory.
+    pub dtb: Option<String>,
+    /// Modules (names or aliases) for the image, loaded by stage 2.
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// A Debian kernel package (a metapackage resolves to its `linux-image-*`).
+    Package(String),
+    /// A kernel image file.
+    File(PathBuf),
+    None,
+}
+
+impl Kernel {
+    pub fn package(&self) -> Option<&str> {
+        match &self.source {
+            KernelSource::Package(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// How QEMU runs the board.
+#[derive(Debug)]
+pub struct Qemu {
+    pub machine: String,
+    pub cpu: Option<String>,
+    pub memory: String,
+    /// The guest's serial console tty, e.g. `ttyAMA0`.
+    pub console: String,
+    pub extra: Vec<String>,
+    /// How a card or disk image is attached.
+    pub drive: Drive,
+}
+
+/// How QEMU attaches a disk image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drive {
+    /// `-drive if=sd`: the card size must be a power of two.
+    Sd,
+    /// `-drive if=virtio`.
+    Virtio,
+}
+
+impl Drive {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Drive::Sd => "sd",
+            Drive::Virtio => "virtio",
+        }
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Packages {
+    /// Taken whole, with their Depends closure minus `exclude`.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Packages of which only these paths (globs) are taken.
+    pub select: BTreeMap<String, Vec<String>>,
+}
+
+/// An account of the image's `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// A group of the image's `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// A host directory copied into the image with declared metadata.
+#[derive(Debug)]
+pub struct Overlay {
+    pub source: PathBuf,
+    /// Where it goes; `None` is the image's root.
+    pub dest: Option<ArchivePath>,
+    pub files: BTreeMap<ArchivePath, MetaOverride>,
+}
+
+/// Metadata declared for one overlay path; what is not given keeps kiln's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaOverride {
+    pub mode: Option<u16>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// A service directory and the name it gets in `/etc/s6/services`.
+#[derive(Debug)]
+pub struct Service {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// A board mistake: the file, then `key: what is wrong (note: the fix)`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Board {
+    /// Loads a board file, following `inherit`.
+    pub fn load(path: &Path) -> Result<Board, ConfigError> {
+        let value = inherit::load(path)?;
+        let raw: RawBoard = value
+            .try_into()
+            .map_err(|err: toml::de::Error| ConfigError {
+                file: path.display().to_string(),
+                message: err.to_string(),
+            })?;
+        Board::from_raw(raw, path)
+    }
+
+    /// Validates a merged raw board whose paths are already resolved (see `inherit`);
+    /// `file` names it in errors.
+    pub fn from_raw(raw: RawBoard, file: &Path) -> Result<Board, ConfigError> {
+        let error = |(key, message): (String, String)| ConfigError {
+            file: file.display().to_string(),
+            message: format!("{key}: {message}"),
+        };
+        let name = match raw.name {
+            Some(name) => name,
+            None => file
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        check_file_name(&name).map_err(|why| error(("name".to_string(), why)))?;
+        let arch = parse_arch(raw.arch).map_err(error)?;
+        let kernel_raw = raw.kernel.unwrap_or_default();
+        let qemu = qemu(raw.qemu.unwrap_or_default()).map_err(error)?;
+        let kernel = kernel(kernel_raw, &qemu.console).map_err(error)?;
+        let users = users(raw.users.unwrap_or_default()).map_err(error)?;
+        let groups = groups(raw.groups.unwrap_or_default(), &users).map_err(error)?;
+        let (init, log_ids) = init(raw.init.unwrap_or_default(), &users).map_err(error)?;
+        let packages = raw.packages.unwrap_or_default();
+        let packages = Packages {
+            include: packages.include.unwrap_or_default(),
+            exclude: packages.exclude.unwrap_or_default(),
+            select: packages.select.unwrap_or_default(),
+        };
+        for (package, patterns) in &packages.select {
+            if patterns.is_empty() || patterns.iter().any(|pattern| pattern.is_empty()) {
+                return Err(error((
+                    format!("[packages.select] {package}"),
+                    "give at least one non-empty path glob, e.g. [\"/usr/bin/s6-*\"]".to_string(),
+                )));
+            }
+        }
+        let mut formats = Vec::new();
+        for format in raw
+            .output
+            .and_then(|output| output.formats)
+            .unwrap_or_else(|| vec!["cpio.gz".to_string()])
+        {
+            formats.push(Format::from_name(&format).ok_or_else(|| {
+                error((
+                    "[output] formats".to_string(),
+                    format!(
+                        "unknown format {format:?}: one of {}",
+                        crate::archive::FORMATS.map(|(n, _)| n).join(", ")
+                    ),
+                ))
+            })?);
+        }
+        let overlays = raw
+            .overlays
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, overlay)| self::overlay(index, overlay))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(error)?;
+        let mut devices = Vec::new();
+        for table in raw.devices.unwrap_or_default() {
+            let path = PathBuf::from(&table);
+            check_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
+            devices.push(path);
+        }
+        let services = services(raw.services.unwrap_or_default()).map_err(error)?;
+        let image = raw.image.map(image::validate).transpose().map_err(error)?;
+        if let Some(spec) = &image {
+            // What can be checked before the contents are known: explicit starts, sizes
+            // and the image size against each other and the drive.
+            let none = vec![0; spec.partitions.len()];
+            image::layout(spec, qemu.drive, &none)
+                .map_err(|err| error(("[image]".to_string(), err.to_string())))?;
+            for partition in &spec.partitions {
+                for source in &partition.files {
+                    if let image::FileSource::Host(path) = source {
+                        if !path.exists() {
+                            return Err(error((
+                                format!("[[image.partitions]] {} files", partition.label),
+                                format!(
+                                    "{} does not exist (note: host paths are relative to the board file that names them)",
+                                    path.display()
+                                ),
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Board {
+            name,
+            file: file.to_path_buf(),
+            arch,
+            kernel,
+            qemu,
+            init,
+            log_ids,
+            packages,
+            users,
+            groups,
+            overlays,
+            devices,
+            services,
+            formats,
+            image,
+        })
+    }
+
+    /// The default output directory, `out/<board>`.
+    pub fn out_dir(&self) -> PathBuf {
+        PathBuf::from("out").join(&self.name)
+    }
+}
+
+type Problem = (String, String);
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    (key.into(), message.into())
+}
+
+/// A board name becomes file names: letters, digits, `.`, `_`, `-`, not starting with `.`.
+fn check_file_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: a board name becomes file names (out/NAME/NAME.img): give 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
+        ))
+    }
+}
+
+fn parse_arch(arch: Option<String>) -> Result<Arch, Problem> {
+    let name = arch.ok_or_else(|| problem("arch", "missing (x86_64, aarch64 or armv7)"))?;
+    Arch::from_name(&name).ok_or_else(|| {
+        problem(
+            "arch",
+            format!("unknown arch {name:?}: expected x86_64, aarch64 or armv7"),
+        )
+    })
+}
+
+fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
+    let console = raw
+        .console
+        .ok_or_else(|| problem("[qemu] console", "missing, e.g. ttyS0 or ttyAMA0"))?;
+    if console.is_empty()
+        || !console
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(problem(
+            "[qemu] console",
+            format!("{console:?}: a tty name, e.g. ttyS0 or ttyAMA0"),
+        ));
+    }
+    let machine = raw
+        .machine
+        .ok_or_else(|| problem("[qemu] machine", "missing, e.g. virt or q35"))?;
+    let memory = raw.memory.unwrap_or_else(|| "256M".to_string());
+    let digits = memory.trim_end_matches(['K', 'M', 'G', 'T']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+        return Err(problem(
+            "[qemu] memory",
+            format!("{memory:?}: give a size as QEMU's -m takes it, e.g. \"256M\" or \"1G\""),
+        ));
+    }
+    let drive = match raw.drive.as_deref() {
+        Some("sd") => Drive::Sd,
+        Some("virtio") => Drive::Virtio,
+        None if ["virt", "q35", "pc"].contains(&machine.as_str()) => Drive::Virtio,
+        None => Drive::Sd,
+        Some(other) => {
+            return Err(problem(
+                "[qemu] drive",
+                format!("unknown drive {other:?}: expected sd or virtio"),
+            ));
+        }
+    };
+    Ok(Qemu {
+        machine,
+        cpu: raw.cpu,
+        memory,
+        console,
+        extra: raw.extra.unwrap_or_default(),
+        drive,
+    })
+}
+
+fn kernel(raw: RawKernel, console: &str) -> Result<Kernel, Problem> {
+    let source = match (raw.package, raw.path) {
+        (Some(_), Some(_)) => {
+            return Err(problem("[kernel]", "give package or path, not both"));
+        }
+        (Some(package), None) => KernelSource::Package(package),
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(problem(
+                    "[kernel] path",
+                    format!("{} is not a file", path.display()),
+                ));
+            }
+            KernelSource::File(path)
+        }
+        (None, None) => KernelSource::None,
+    };
+    if let Some(dtb) = &raw.dtb {
+        if dtb.is_empty() || dtb.starts_with('/') || dtb.split('/').any(|part| part == "..") {
+            return Err(problem(
+                "[kernel] dtb",
+                format!(
+                    "{dtb:?}: a path under the kernel package's dtbs directory, e.g. \"broadcom/bcm2837-rpi-3-b.dtb\""
+                ),
+            ));
+        }
+    }
+    let modules = raw.modules.unwrap_or_default();
+    check_module_names("[kernel] modules", &modules)?;
+    Ok(Kernel {
+        source,
+        cmdline: raw
+            .cmdline
+            .unwrap_or_else(|| format!("console={console} panic=-1")),
+        dtb: raw.dtb,
+        modules,
+    })
+}
+
+/// Module names and aliases: letters, digits, `_`, `-`, `,`, `*`-free.
+pub fn check_module_names(key: &str, names: &[String]) -> Result<(), Problem> {
+    for name in names {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-,:".contains(&b));
+        if !ok {
+            return Err(problem(
+                key,
+                format!("{name:?} is not a module name (e.g. \"virtio_blk\")"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An account name that passwd, group and the maker can take: 1 to 32 of letters,
+/// digits, `.`, `_`, `-`, not starting with `-` (no `:`, newline or NUL can split a line).
+fn check_account_name(key: &str, name: &str) -> Result<(), Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            key,
+            format!(
+                "{name:?} is not an account name: give 1 to 32 letters, digits, '.', '_' or '-', not starting with '-'"
+            ),
+        ))
+    }
+}
+
+/// A home or shell: absolute, and nothing that would split a passwd line.
+fn check_passwd_path(key: &str, path: &str) -> Result<(), Problem> {
+    if !path.starts_with('/') || path.bytes().any(|b| b == b':' || b < b' ') {
+        return Err(problem(
+            key,
+            format!("{path:?}: an absolute path without ':' or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn users(raw: Vec<raw::RawUser>) -> Result<Vec<User>, Problem> {
+    let mut names = BTreeSet::new();
+    let mut users = Vec::new();
+    for (index, user) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("[[users]] #{} {field}", index + 1);
+        check_account_name(&key("name"), &user.name)?;
+        if !names.insert(user.name.clone()) {
+            return Err(problem(
+                key("name"),
+                format!("{:?} is declared twice", user.name),
+            ));
+        }
+        let home = user.home.unwrap_or_else(|| "/".to_string());
+        let shell = user.shell.unwrap_or_else(|| "/bin/false".to_string());
+        check_passwd_path(&key("home"), &home)?;
+        check_passwd_path(&key("shell"), &shell)?;
+        users.push(User {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            home,
+            shell,
+        });
+    }
+    Ok(users)
+}
+
+fn groups(raw: Vec<raw::RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem> {
+    let mut names = BTreeSet::new();
+    let mut gids = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (index, group) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("[[groups]] #{} {field}", index + 1);
+        check_account_name(&key("name"), &group.name)?;
+        if !names.insert(group.name.clone()) {
+            return Err(problem(
+                key("name"),
+                format!("{:?} is declared twice", group.name),
+            ));
+        }
+        if !gids.insert(group.gid) {
+            return Err(problem(
+                key("gid"),
+                format!("gid {} is declared twice", group.gid),
+            ));
+        }
+        let members = group.members.unwrap_or_default();
+        for member in &members {
+            check_account_name(&key("members"), member)?;
+            if !users.iter().any(|user| user.name == *member) {
+                return Err(problem(
+                    key("members"),
+                    format!("{member:?} is not one of the board's [[users]]"),
+                ));
+            }
+        }
+        groups.push(Group {
+            name: group.name,
+            gid: group.gid,
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// `[init]` through the maker's own rules, and the log user among the board's users.
+fn init(raw: RawInit, users: &[User]) -> Result<(Options, (u32, u32)), Problem> {
+    let mut given: Vec<(Opt, Vec<u8>)> = Vec::new();
+    let mut push = |opt: Opt, value: Option<String>| {
+        if let Some(value) = value {
+            given.push((opt, value.into_bytes()));
+        }
+    };
+    push(Opt::Basedir, raw.basedir);
+    push(Opt::Tmpfsdir, raw.tmpfsdir);
+    push(Opt::ExeclineBindir, raw.execline_bindir);
+    push(Opt::LogUser, raw.log_user);
+    push(Opt::EarlyGetty, raw.early_getty);
+    push(Opt::Stage2, raw.stage2);
+    push(Opt::Stage2Finish, raw.stage2_finish);
+    push(Opt::Stage3, raw.stage3);
+    push(Opt::Path, raw.path);
+    push(Opt::Umask, raw.umask);
+    push(
+        Opt::TimestampStyle,
+        raw.timestamp_style.map(|n| n.to_string()),
+    );
+    push(Opt::DevStyle, raw.dev_style.map(|n| n.to_string()));
+    for env in raw.env.unwrap_or_default() {
+        push(Opt::Env, Some(env));
+    }
+    let (options, warnings) = Options::validate(&given, raw.redirect_stage2 == Some(true))
+        .map_err(|invalid| invalid.for_board())?;
+    for warning in warnings {
+        eprintln!("kiln: warning: [init]: {warning}");
+    }
+    let by_name = |name: &[u8]| {
+        users
+            .iter()
+            .find(|user| user.name.as_bytes() == name)
+            .map(|user| (user.uid, user.gid))
+    };
+    let ids = match &options.log_user {
+        // Debian's nobody, unless the board declares its own.
+        LogUser::Default => Some(by_name(b"nobody").unwrap_or((65534, 65534))),
+        LogUser::Ids(uid, gid) => Some((*uid, *gid)),
+        LogUser::Name(name) => by_name(name),
+        LogUser::Uid(uid) => users
+            .iter()
+            .find(|user| user.uid == *uid)
+            .map(|user| (user.uid, user.gid)),
+    };
+    let Some(ids) = ids else {
+        let given = match &options.log_user {
+            LogUser::Name(name) => String::from_utf8_lossy(name).into_owned(),
+            LogUser::Uid(uid) => uid.to_string(),
+            _ => String::new(),
+        };
+        return Err(problem(
+            "[init] log_user",
+            format!(
+                "{given:?} is not one of the board's [[users]] (note: add it there, or give UID:GID; the build host's users are never used)"
+            ),
+        ));
+    };
+    Ok((options, ids))
+}
+
+fn overlay(index: usize, raw: RawOverlay) -> Result<Overlay, Problem> {
+    let key = |field: &str| format!("[[overlays]] #{} {field}", index + 1);
+    let source = PathBuf::from(&raw.source);
+    if !source.is_dir() {
+        return Err(problem(
+            key("source"),
+            format!(
+                "{} is not a directory (note: relative to the board file that names it)",
+                source.display()
+            ),
+        ));
+    }
+    let dest = match raw.dest.as_deref().unwrap_or("/") {
+        dest if dest.trim_matches('/').is_empty() => None,
+        dest => Some(
+            ArchivePath::new(dest)
+                .map_err(|err| problem(key("dest"), format!("{dest:?}: {err}")))?,
+        ),
+    };
+    let mut files = BTreeMap::new();
+    for (path, meta) in raw.files.unwrap_or_default() {
+        let file_key = key(&format!("files.{path:?}"));
+        let archive_path =
+            ArchivePath::new(&path).map_err(|err| problem(&file_key, err.to_string()))?;
+        let mode = match &meta.mode {
+            None => None,
+            Some(mode) => Some(
+                u16::from_str_radix(mode, 8)
+                    .ok()
+                    .filter(|mode| *mode <= 0o7777)
+                    .ok_or_else(|| {
+                        problem(
+                            format!("{file_key} mode"),
+                            format!("{mode:?}: give octal permission bits, at most \"7777\", e.g. \"0600\""),
+                        )
+                    })?,
+            ),
+        };
+        files.insert(
+            archive_path,
+            MetaOverride {
+                mode,
+                uid: meta.uid,
+                gid: meta.gid,
+            },
+        );
+    }
+    Ok(Overlay {
+        source,
+        dest,
+        files,
+    })
+}
+
+fn services(raw: Vec<String>) -> Result<Vec<Service>, Problem> {
+    let mut services: Vec<Service> = Vec::new();
+    for dir in raw {
+        let dir = PathBuf::from(dir);
+        let name = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .filter(|name| !name.starts_with('.'))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                problem(
+                    "services",
+                    format!("{}: not a service directory name", dir.display()),
+                )
+            })?;
+        if !dir.join("run").is_file() {
+            return Err(problem(
+                "services",
+                format!(
+                    "{} has no run file (note: an s6 service directory holds at least an executable run)",
+                    dir.display()
+                ),
+            ));
+        }
+        if services.iter().any(|service| service.name == name) {
+            return Err(problem(
+                "services",
+                format!("two services are named {name:?}"),
+            ));
+        }
+        services.push(Service { name, dir });
+    }
+    Ok(services)
+}
+
+/// Parses a makedevs table into a scratch tree: its mistakes are the board's.
+fn check_device_table(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("unable to read device table {}: {err}", path.display()))?;
+    crate::source::makedevs::check(path, &text).map_err(|err| format!("{err:#}"))
+}
+
+#[cfg(test)]
+mod tests;

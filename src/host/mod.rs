@@ -1,0 +1,10 @@
+//! The build host, in one place: temporary outputs renamed into place, scratch
+//! directories, progress on a terminal, and finding and running host tools.
+//!
+//! Everything else that writes an output goes through `temp`, everything that draws
+//! progress through `progress`, and everything that spawns a tool (other than QEMU's
+//! console runner and apt's driver) through `tool`.
+
+pub mod progress;
+pub mod temp;
+pub mod tool;

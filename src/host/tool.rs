@@ -1,0 +1,76 @@
+//! Host tools: found on PATH (or the sbin directories a non-root PATH lacks) with the
+//! Debian package to install when missing, and run with their stderr kept for the error.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// Runs a tool, feeding `input`; fails with its stderr and the command line.
+pub fn run(command: &mut Command, input: Option<&str>) -> Result<String> {
+    let shown = format!("{command:?}");
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("unable to run {shown}"))?;
+    if let Some(input) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(input.as_bytes())
+            .with_context(|| format!("unable to feed {shown}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("unable to run {shown}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        bail!("{shown} failed ({}):\n{}", output.status, stderr.trim_end());
+    }
+    Ok(stderr)
+}
+
+/// The host tools kiln drives, each with the Debian package that has it.
+const TOOLS: [(&str, &str); 13] = [
+    ("sfdisk", "fdisk"),
+    ("mke2fs", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
+    ("e2fsck", "e2fsprogs"),
+    ("mkfs.fat", "dosfstools"),
+    ("mcopy", "mtools"),
+    ("mmd", "mtools"),
+    ("apt-get", "apt"),
+    ("apt-cache", "apt"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("qemu-system-aarch64", "qemu-system-arm"),
+    ("qemu-system-arm", "qemu-system-arm"),
+    ("cpio", "cpio"),
+];
+
+/// Finds a tool on PATH or in the sbin directories a non-root PATH often lacks.
+pub fn find(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .collect::<Vec<_>>();
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    let package = TOOLS
+        .iter()
+        .find(|(tool, _)| *tool == name)
+        .map_or("it", |(_, package)| package);
+    bail!(
+        "{name} is not installed\nnote: apt-get install --no-install-recommends {package} (ci/install-packages and ci/install-qemu install every tool kiln uses)"
+    )
+}

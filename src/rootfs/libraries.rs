@@ -1,0 +1,92 @@
+//! The ELF closure of the image: loaders and libraries pulled out of the fetched
+//! packages until every object is satisfied, and the init's own program checks.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+
+use crate::arch::Arch;
+use crate::elf;
+use crate::init;
+use crate::tree::Tree;
+
+/// Pulls missing loaders and libraries out of the fetched packages until every ELF object
+/// is satisfied; fails naming what is still missing.
+pub fn pull(image: &mut Tree, pool: &Tree, arch: Arch) -> Result<Vec<elf::Link>> {
+    for _round in 0..32 {
+        let errors = match elf::check(image, arch) {
+            Ok(links) => return Ok(links),
+            Err(errors) => errors,
+        };
+        let mut progress = false;
+        for error in &errors {
+            let elf::ElfError::Missing { how, needed, .. } = error else {
+                continue;
+            };
+            let candidates: Vec<String> = if *how == "PT_INTERP" || needed.contains('/') {
+                vec![needed.clone()]
+            } else {
+                arch.default_library_dirs()
+                    .iter()
+                    .map(|dir| format!("{dir}/{needed}"))
+                    .collect()
+            };
+            for candidate in candidates {
+                let mut trace = Vec::new();
+                let Some(found) = crate::tree::resolve::traced(pool, &candidate, &mut trace) else {
+                    continue;
+                };
+                trace.push(found);
+                for path in trace {
+                    if image.get(&path).is_none() {
+                        if let Some(node) = pool.get(&path) {
+                            image.insert(path.clone(), node.clone())?;
+                            progress = true;
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        if !progress {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            bail!(
+                "the image's ELF closure is incomplete:\n  {}\nnote: add the package that provides it to [packages] include",
+                text.join("\n  ")
+            );
+        }
+    }
+    bail!("the ELF closure did not settle after 32 rounds")
+}
+
+/// The maker's target checks: execlineb, export and cd exist in the execline bindir.
+pub fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
+    for program in ["execlineb", "export", "cd"] {
+        let path = format!("{}/{program}", config.options.execline_bindir);
+        if crate::tree::resolve::resolve(image, &path).is_none() {
+            bail!(
+                "[init] execline_bindir: {path} is not in the image (note: Debian's execline lives in /usr/lib/execline/bin)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--explain`: each object's dependencies, with the package each library came from.
+pub fn explain(links: &[elf::Link], image: &Tree) -> String {
+    let mut out = String::new();
+    let mut seen = BTreeSet::new();
+    for link in links {
+        if seen.insert(&link.object) {
+            let _ = writeln!(out, "{}", link.object);
+        }
+        let package = image.get(&link.found).map_or("?", |node| &node.origin);
+        let _ = writeln!(
+            out,
+            "  {} {} -> {} ({package})",
+            link.how, link.needed, link.found
+        );
+    }
+    out
+}

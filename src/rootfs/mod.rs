@@ -1,0 +1,223 @@
+//! The image tree of a board: fetched packages, libraries, busybox links, overlays,
+//! users, the generated init, device tables, services and modules, in that order, each
+//! step overriding the previous path by path. The kernel package is fetched for booting
+//! but never put in the image. `build` then writes the tree in the board's formats.
+
+pub mod busybox;
+pub mod libraries;
+pub mod modules;
+pub mod packages;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::archive::{self, Container};
+use crate::config::Board;
+use crate::host::progress;
+use crate::init;
+use crate::source::{deb, makedevs, overlay};
+use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::{fetch, listing};
+
+/// The board's tree, with what went into it.
+pub struct Rootfs {
+    pub tree: Tree,
+    /// Why each library is in, for `--explain`.
+    pub explain: String,
+    /// The init as generated (the maker's options, the log user resolved).
+    pub init: init::Config,
+    /// The fetched packages, the kernel's included: package → .deb.
+    pub debs: BTreeMap<String, PathBuf>,
+}
+
+/// What a caller adds on top of the board: kiln's in-guest probe for `kiln boot --check`
+/// (a stage 2 wrapper in place of the board's stage 2, and a service).
+#[derive(Clone, Debug, Default)]
+pub struct Additions {
+    /// Stage 2 instead of the board's `[init] stage2`.
+    pub stage2: Option<Vec<u8>>,
+    /// Executable files (image path, text) added last.
+    pub files: Vec<(ArchivePath, String)>,
+}
+
+/// Fetches the board's packages and composes its tree.
+pub fn compose(
+    board: &Board,
+    offline: Option<&std::path::Path>,
+    additions: &Additions,
+) -> Result<Rootfs> {
+    let debs = fetch::fetch_board(board, offline, false)?;
+    let mut image = Tree::new();
+    let mut pool = Tree::new();
+    let bar = progress::bar(debs.len() as u64, "{bar:30} {pos}/{len} extracting {msg}");
+    for (package, path) in &debs {
+        bar.0.set_message(package.clone());
+        bar.0.inc(1);
+        if board.kernel.package() == Some(package.as_str()) || package.starts_with("linux-image-") {
+            continue;
+        }
+        let mut data = packages::without_docs(deb::read(path)?.data);
+        // Sizes and --explain name the package, not the spool file it was read from.
+        for (_, node) in data.iter_mut() {
+            node.origin = package.as_str().into();
+        }
+        if board.packages.include.contains(package) {
+            image.overlay(packages::relocate(&image, &data))?;
+        } else if let Some(patterns) = board.packages.select.get(package) {
+            let mut chosen = Tree::new();
+            packages::select(&mut chosen, &data, patterns, package)?;
+            image.overlay(packages::relocate(&image, &chosen))?;
+        }
+        pool.overlay(data)?;
+    }
+    drop(bar);
+
+    busybox::add_links(&mut image)?;
+    for overlay in &board.overlays {
+        packages::load_overlay(&mut image, overlay)?;
+    }
+    users::add(&mut image, board)?;
+    let mut options = board.init.clone();
+    if let Some(stage2) = &additions.stage2 {
+        options.stage2 = stage2.clone();
+    }
+    let config = init::Config {
+        options,
+        log_uid: board.log_ids.0,
+        log_gid: board.log_ids.1,
+    };
+    let generated = init::generate(&config);
+    image.overlay(init::image::image_tree(
+        &config,
+        &generated,
+        Container::Cpio,
+    ))?;
+    for table in &board.devices {
+        let text = std::fs::read_to_string(table)
+            .with_context(|| format!("unable to read device table {}", table.display()))?;
+        makedevs::apply(&mut image, table, &text)?;
+    }
+    for service in &board.services {
+        let dest = ArchivePath::new(&format!("etc/s6/services/{}", service.name))?;
+        overlay::load_dir(&mut image, &service.dir, Some(&dest), (0, 0))?;
+    }
+    for (path, text) in &additions.files {
+        let node = Node::new(
+            Kind::File(Content::inline(text.clone())),
+            Meta::root(0o755),
+            "kiln boot --check",
+        );
+        image.replace(path.clone(), node)?;
+    }
+    if !board.kernel.modules.is_empty() {
+        modules::add(
+            &mut image,
+            board,
+            &debs,
+            &board.kernel.modules,
+            "[kernel] modules",
+        )?;
+    }
+    let links = libraries::pull(&mut image, &pool, board.arch)?;
+    libraries::check_init_programs(&image, &config)?;
+    let explain = libraries::explain(&links, &image);
+    Ok(Rootfs {
+        tree: image,
+        explain,
+        init: config,
+        debs,
+    })
+}
+
+/// What `kiln build` wrote.
+pub struct Built {
+    pub rootfs: Rootfs,
+    pub outputs: Vec<PathBuf>,
+    pub manifest: PathBuf,
+    pub sizes: PathBuf,
+}
+
+/// `kiln build`: the board's tree in each format, to `OUT/<board>.<format>`, with the
+/// manifest (`kiln ls --list` of the first archive, read back) and the size report.
+pub fn build(
+    board: &Board,
+    out_dir: &std::path::Path,
+    formats: &[archive::Format],
+    offline: Option<&std::path::Path>,
+    additions: &Additions,
+) -> Result<Built> {
+    let rootfs = compose(board, offline, additions)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("unable to create {}", out_dir.display()))?;
+    let options = archive::Options::from_env()?.with_image_names(&rootfs.tree);
+    let mut outputs = Vec::new();
+    for format in formats {
+        let path = out_dir.join(format!("{}.{}", board.name, format.name()));
+        archive::write_file(&rootfs.tree, *format, &path, &options)
+            .with_context(|| format!("unable to write {}", path.display()))?;
+        outputs.push(path);
+    }
+    let manifest = out_dir.join(format!("{}.manifest", board.name));
+    let sizes = out_dir.join(format!("{}.sizes", board.name));
+    if let Some(first) = outputs.first() {
+        let readback = archive::read::read_file(first)
+            .with_context(|| format!("unable to read back {}", first.display()))?;
+        crate::host::temp::write_file(
+            &manifest,
+            listing::gen_init_cpio(&readback.tree).as_bytes(),
+        )?;
+        crate::host::temp::write_file(&sizes, size_report(&rootfs.tree).as_bytes())?;
+    }
+    Ok(Built {
+        rootfs,
+        outputs,
+        manifest,
+        sizes,
+    })
+}
+
+impl Built {
+    /// What `kiln build` prints on stderr.
+    pub fn report(&self) -> String {
+        let mut text = String::new();
+        for path in &self.outputs {
+            let len = std::fs::metadata(path).map_or(0, |meta| meta.len());
+            text.push_str(&format!(
+                "kiln: wrote {} ({len} bytes, {} entries)\n",
+                path.display(),
+                self.rootfs.tree.len()
+            ));
+        }
+        if !self.outputs.is_empty() {
+            text.push_str(&format!(
+                "kiln: wrote {} and {}\n",
+                self.manifest.display(),
+                self.sizes.display()
+            ));
+        }
+        text
+    }
+}
+
+/// Bytes each package (or other origin) contributes, largest first.
+pub fn size_report(tree: &Tree) -> String {
+    let mut sizes: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+    for (_, node) in tree.iter() {
+        let entry = sizes.entry(node.origin.to_string()).or_default();
+        if let Kind::File(content) = &node.kind {
+            entry.0 += content.len();
+        }
+        entry.1 += 1;
+    }
+    let mut rows: Vec<_> = sizes.into_iter().collect();
+    rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    let mut out = String::from("bytes\tentries\tfrom\n");
+    for (origin, (bytes, entries)) in rows {
+        let _ = writeln!(out, "{bytes}\t{entries}\t{origin}");
+    }
+    out
+}
