@@ -176,3 +176,22 @@ pub struct BootArgs {
     #[arg(long, value_enum, default_value = "poweroff", requires = "check")]
     pub action: Action,
 }
+
+impl BootArgs {
+    /// What `kiln boot` was asked, for the boot stage.
+    pub fn into_request(self) -> crate::boot::Request {
+        crate::boot::Request {
+            image: self.image,
+            disk: self.disk,
+            kernel: self.kernel,
+            dtb: self.dtb,
+            append: self.append,
+            timeout: self.timeout,
+            expect: self.expect,
+            interactive: self.interactive,
+            accel: self.accel,
+            offline: self.offline,
+            check: self.check.then_some(self.action),
+        }
+    }
+}

@@ -153,7 +153,7 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
 }
 
 /// The whole file if it starts with the ELF magic.
-fn read_elf(content: &crate::tree::Content) -> Option<Vec<u8>> {
+fn read_elf(content: &crate::tree::content::Content) -> Option<Vec<u8>> {
     if content.len() < 64 {
         return None;
     }
@@ -283,7 +283,8 @@ pub fn report(tree: &Tree, arch: Arch, explain: bool) -> (crate::error::Verdict,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Content, Meta};
+    use crate::tree::Meta;
+    use crate::tree::content::Content;
     use std::path::Path;
 
     fn host_file(tree: &mut Tree, image_path: &str, host: &str) {

@@ -6,8 +6,9 @@
 //! (`diff`, `check`, `boot`) report "it failed" as [`Verdict::Failed`], exit 1.
 //!
 //! Modules return `anyhow::Error` chains; an error is input when any cause in its chain
-//! is [`Input`] or one of the typed input errors listed in [`exit_code`], the one place
-//! that decides. Everything else is a system error. Nothing below `main` exits.
+//! is [`Input`] or a typed error its own module classifies as input ([`Classifier`]);
+//! [`exit_code`] is the one place that turns that into a status. Everything else is a
+//! system error. This module imports nothing of kiln's. Nothing below `main` exits.
 
 use std::process::ExitCode;
 
@@ -45,61 +46,62 @@ impl From<Verdict> for ExitCode {
     }
 }
 
-/// 100 when any error in the chain is about the input, 111 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(is_input) {
-        EXIT_INPUT
-    } else {
-        EXIT_SYSTEM
-    }
+/// What kind of failure an error is, as the module that defines it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input: exit 100.
+    Input,
+    /// The system failed: exit 111.
+    System,
 }
 
-/// The typed errors that mean "bad input"; every other error is the system's.
-fn is_input(cause: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(archive) = cause.downcast_ref::<crate::archive::ArchiveError>() {
-        return archive.is_input_error();
-    }
-    if let Some(deb) = cause.downcast_ref::<crate::source::deb::DebError>() {
-        return deb.is_input_error();
-    }
-    cause.is::<Input>()
-        || cause.is::<crate::config::ConfigError>()
-        || cause.is::<crate::source::SpecError>()
-        || cause.is::<crate::tree::TreeError>()
-        || cause.is::<crate::tree::PathError>()
-        || cause.is::<crate::fetch::MissingPackage>()
-        || cause.is::<crate::flash::Refused>()
+/// A module's answer for its own typed errors: `Some(kind)` for a type it defines,
+/// `None` for anything else. Each module with typed errors has one (`classify`), next
+/// to the types, so the knowledge of what is input stays where the errors are made.
+pub type Classifier = fn(&(dyn std::error::Error + 'static)) -> Option<Kind>;
+
+/// The exit status of an error: 100 when any cause in its chain is input (an [`Input`],
+/// or a typed error one of `classifiers` calls input), 111 otherwise.
+pub fn exit_code(err: &anyhow::Error, classifiers: &[Classifier]) -> u8 {
+    let input = err.chain().any(|cause| {
+        cause.is::<Input>()
+            || classifiers
+                .iter()
+                .any(|classify| classify(cause) == Some(Kind::Input))
+    });
+    if input { EXIT_INPUT } else { EXIT_SYSTEM }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("typed")]
+    struct Typed;
+
+    fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<Kind> {
+        cause.is::<Typed>().then_some(Kind::Input)
+    }
+
     #[test]
     fn input_anywhere_in_the_chain_is_100() {
         let err = input("bad key").context("unable to load board b.toml");
-        assert_eq!(exit_code(&err), EXIT_INPUT);
+        assert_eq!(exit_code(&err, &[]), EXIT_INPUT);
         assert_eq!(format!("{err:#}"), "unable to load board b.toml: bad key");
+        let typed = anyhow::Error::new(Typed).context("while packing");
+        assert_eq!(exit_code(&typed, &[classify]), EXIT_INPUT);
+        assert_eq!(exit_code(&typed, &[]), EXIT_SYSTEM);
     }
 
     #[test]
     fn io_and_untyped_errors_are_111() {
         let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let err = anyhow::Error::new(io).context("unable to write out/x");
-        assert_eq!(exit_code(&err), EXIT_SYSTEM);
-        assert_eq!(exit_code(&anyhow::anyhow!("apt-get failed")), EXIT_SYSTEM);
-    }
-
-    #[test]
-    fn typed_input_errors_are_100() {
-        let path = crate::tree::ArchivePath::new("a/../b").unwrap_err();
-        assert_eq!(exit_code(&anyhow::Error::new(path)), EXIT_INPUT);
-        let config = crate::config::ConfigError {
-            file: "b.toml".to_string(),
-            message: "arch: missing".to_string(),
-        };
-        assert_eq!(exit_code(&anyhow::Error::new(config)), EXIT_INPUT);
-        let archive = crate::archive::ArchiveError::BadEpoch("x".to_string());
-        assert_eq!(exit_code(&anyhow::Error::new(archive)), EXIT_INPUT);
+        assert_eq!(exit_code(&err, &[classify]), EXIT_SYSTEM);
+        assert_eq!(
+            exit_code(&anyhow::anyhow!("apt-get failed"), &[classify]),
+            EXIT_SYSTEM
+        );
     }
 }

@@ -82,6 +82,13 @@ pub struct MissingPackage {
     pub wanted_by: String,
 }
 
+/// A package that does not exist is input.
+pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
+    cause
+        .is::<MissingPackage>()
+        .then_some(crate::error::Kind::Input)
+}
+
 /// Finds the index stanzas of some package names; unknown names are left out.
 pub type Lookup<'a> = dyn FnMut(&[String]) -> Result<BTreeMap<String, Stanza>> + 'a;
 
@@ -418,6 +425,13 @@ pub fn kernel_deb(debs: &BTreeMap<String, PathBuf>) -> Option<&PathBuf> {
         .filter(|(name, _)| name.starts_with("linux-image-"))
         .max_by_key(|(name, _)| name.len())
         .map(|(_, path)| path)
+}
+
+/// `kiln fetch`'s output: one `package path` line per .deb.
+pub fn listing(debs: &BTreeMap<String, PathBuf>) -> String {
+    debs.iter()
+        .map(|(package, path)| format!("{package} {}\n", path.display()))
+        .collect()
 }
 
 /// The board's packages, fetched: package name -> .deb path. Kernel metapackages bring

@@ -21,6 +21,11 @@ pub struct Refused {
     pub why: String,
 }
 
+/// A target kiln refuses is input.
+pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
+    cause.is::<Refused>().then_some(crate::error::Kind::Input)
+}
+
 pub struct Options {
     pub force: bool,
     pub yes: bool,

@@ -13,7 +13,8 @@ use crate::archive::{Compression, Container, Format};
 use crate::error::Verdict;
 use crate::source::deb;
 
-use crate::tree::{ArchivePath, Content, Kind, Node, Tree, mode_string};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Node, Tree, mode_string};
 
 /// Reads an archive (cpio or tar, any compression) or a .deb's files. A file that is
 /// missing or not an archive is bad input (100); failing to read one is the system's.

@@ -32,9 +32,19 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::cli::{BootArgs, Cli, Command};
+use crate::cli::{Cli, Command};
 use crate::config::Board;
 use crate::error::Verdict;
+
+/// Every module with typed errors says which of them are input.
+const CLASSIFIERS: [error::Classifier; 6] = [
+    tree::classify,
+    config::classify,
+    source::classify,
+    fetch::classify,
+    archive::classify,
+    flash::classify,
+];
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -64,7 +74,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("kiln: error: {err:#}");
-            ExitCode::from(error::exit_code(&err))
+            ExitCode::from(error::exit_code(&err, &CLASSIFIERS))
         }
     }
 }
@@ -145,7 +155,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Boot(args) => {
             let board = load(&args.board)?;
-            let report = boot::boot(&board, &boot_request(args))?;
+            let report = boot::boot(&board, &args.into_request())?;
             eprint!("{}", report.text);
             return Ok(report.verdict.into());
         }
@@ -164,11 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let board = load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
-            let mut text = String::new();
-            for (package, path) in &debs {
-                text.push_str(&format!("{package} {}\n", path.display()));
-            }
-            write_stdout(text.as_bytes())?;
+            write_stdout(fetch::listing(&debs).as_bytes())?;
         }
         Command::Config { board } => {
             write_stdout(load(&board)?.describe().as_bytes())?;
@@ -183,22 +189,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn load(path: &Path) -> Result<Board> {
     Ok(Board::load(path)?)
-}
-
-fn boot_request(args: BootArgs) -> boot::Request {
-    boot::Request {
-        image: args.image,
-        disk: args.disk,
-        kernel: args.kernel,
-        dtb: args.dtb,
-        append: args.append,
-        timeout: args.timeout,
-        expect: args.expect,
-        interactive: args.interactive,
-        accel: args.accel,
-        offline: args.offline,
-        check: args.check.then_some(args.action),
-    }
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read, Write};
 
 use super::{ArchiveError, Options, copy_exact};
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// First inode number; 0 is avoided because some readers treat it as "no inode".
 pub const FIRST_INODE: u32 = 1;

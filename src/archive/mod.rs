@@ -205,6 +205,18 @@ impl ArchiveError {
     }
 }
 
+/// What the user asked a format to hold that it cannot, or a bad `SOURCE_DATE_EPOCH`,
+/// is input; I/O is the system's.
+pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
+    cause.downcast_ref::<ArchiveError>().map(|err| {
+        if err.is_input_error() {
+            crate::error::Kind::Input
+        } else {
+            crate::error::Kind::System
+        }
+    })
+}
+
 /// The format of an output: `--format NAME` when given, else the output's extension.
 pub fn output_format(output: &Path, format: Option<&str>) -> anyhow::Result<Format> {
     match format {
@@ -314,7 +326,7 @@ fn id_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> 
 /// Copies exactly `expected` bytes of a content source, failing on any mismatch.
 pub(crate) fn copy_exact(
     path: &ArchivePath,
-    content: &crate::tree::Content,
+    content: &crate::tree::content::Content,
     out: &mut dyn Write,
 ) -> Result<(), ArchiveError> {
     let expected = content.len();

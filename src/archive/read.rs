@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Compression, Container, Format};
-use crate::tree::{Content, Spool, Tree};
+use crate::tree::Tree;
+use crate::tree::content::{Content, Spool};
 
 /// An archive read back: its detected format and contents.
 pub struct Archive {

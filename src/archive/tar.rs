@@ -9,7 +9,8 @@
 use std::io::{self, Read, Write};
 
 use super::{ArchiveError, Options};
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 const USTAR_NAME: usize = 100;
 const USTAR_PREFIX: usize = 155;

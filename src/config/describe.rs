@@ -153,7 +153,15 @@ impl Board {
                         if partition.files.is_empty() {
                             String::new()
                         } else {
-                            format!(" files {:?}", partition.files)
+                            format!(
+                                " files {}",
+                                partition
+                                    .files
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            )
                         }
                     ),
                 );

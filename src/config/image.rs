@@ -66,6 +66,15 @@ pub enum FileSource {
     Package { package: String, glob: String },
 }
 
+impl std::fmt::Display for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileSource::Host(path) => write!(f, "{}", path.display()),
+            FileSource::Package { package, glob } => write!(f, "{package}:{glob}"),
+        }
+    }
+}
+
 /// The board's `[image]`, validated; offsets and sizes in bytes.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {

@@ -2,6 +2,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::init::options::LogUser;
 
 fn board_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs")
@@ -293,9 +294,10 @@ fn bad_boards_are_refused_naming_file_and_key() {
         if !got.starts_with(want) {
             failures.push(format!("board:\n{text}\n  got:  {got}\n  want: {want}..."));
         }
-        let code = crate::error::exit_code(&anyhow::Error::new(
-            Board::load(&dir.0.join("b.toml")).unwrap_err(),
-        ));
+        let code = crate::error::exit_code(
+            &anyhow::Error::new(Board::load(&dir.0.join("b.toml")).unwrap_err()),
+            &[classify],
+        );
         assert_eq!(code, crate::error::EXIT_INPUT, "{text}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

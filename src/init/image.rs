@@ -4,7 +4,8 @@
 
 use super::{Config, Generated};
 use crate::archive::Container;
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// The generated tree as an image: under the basedir, plus stage 1 at /sbin/init (and
 /// /init for cpio), mount points and the device nodes pid 1 needs before /dev is mounted.

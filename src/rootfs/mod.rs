@@ -20,7 +20,8 @@ use crate::config::Board;
 use crate::host::progress;
 use crate::init;
 use crate::source::{deb, makedevs, overlay};
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 use crate::{fetch, listing};
 
 /// The board's tree, with what went into it.

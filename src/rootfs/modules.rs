@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use crate::config::Board;
 use crate::fetch;
 use crate::source::deb;
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// One module's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::config::Board;
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// /etc/passwd, /etc/group and /etc/shadow (locked) from the board, and home dirs.
 /// A board without users keeps whatever its packages and overlays put there.

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{Inputs, SpecError, check_extra, expand, meaningful_lines, mode, number};
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 impl Inputs {
     /// Parses a gen_init_cpio list into `tree`.

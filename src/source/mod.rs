@@ -44,6 +44,18 @@ pub struct SpecError {
     pub message: String,
 }
 
+/// A malformed line is input; so is a malformed package.
+pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
+    if let Some(deb) = cause.downcast_ref::<deb::DebError>() {
+        return Some(if deb.is_input_error() {
+            crate::error::Kind::Input
+        } else {
+            crate::error::Kind::System
+        });
+    }
+    cause.is::<SpecError>().then_some(crate::error::Kind::Input)
+}
+
 /// What `kiln pack` operands share: owner mapping for directories, archives already read.
 pub struct Inputs {
     /// Owner for every entry of a host directory (host owners mean nothing in an image).

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::tree::{ArchivePath, Content, Kind, Meta, Node, Tree};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// Copies the host directory `source` into `tree` under `dest`, every entry owned by
 /// `owner` (uid, gid). Later calls override earlier entries path by path.

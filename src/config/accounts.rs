@@ -1,0 +1,187 @@
+//! `[[users]]`, `[[groups]]` and `[init]`: account names that cannot split a passwd
+//! line, no duplicates, group members among the users, and the maker's options with the
+//! log user resolved among the board's users (never the build host's).
+
+use std::collections::BTreeSet;
+
+use super::raw::{RawGroup, RawInit, RawUser};
+use super::{Problem, problem};
+use crate::init::options::{LogUser, Opt, Options};
+
+/// An account of the image's `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// A group of the image's `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// An account name that passwd, group and the maker can take: 1 to 32 of letters,
+/// digits, `.`, `_`, `-`, not starting with `-` (no `:`, newline or NUL can split a line).
+fn check_account_name(key: &str, name: &str) -> Result<(), Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            key,
+            format!(
+                "{name:?} is not an account name: give 1 to 32 letters, digits, '.', '_' or '-', not starting with '-'"
+            ),
+        ))
+    }
+}
+
+/// A home or shell: absolute, and nothing that would split a passwd line.
+fn check_passwd_path(key: &str, path: &str) -> Result<(), Problem> {
+    if !path.starts_with('/') || path.bytes().any(|b| b == b':' || b < b' ') {
+        return Err(problem(
+            key,
+            format!("{path:?}: an absolute path without ':' or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn users(raw: Vec<RawUser>) -> Result<Vec<User>, Problem> {
+    let mut names = BTreeSet::new();
+    let mut users = Vec::new();
+    for (index, user) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("[[users]] #{} {field}", index + 1);
+        check_account_name(&key("name"), &user.name)?;
+        if !names.insert(user.name.clone()) {
+            return Err(problem(
+                key("name"),
+                format!("{:?} is declared twice", user.name),
+            ));
+        }
+        let home = user.home.unwrap_or_else(|| "/".to_string());
+        let shell = user.shell.unwrap_or_else(|| "/bin/false".to_string());
+        check_passwd_path(&key("home"), &home)?;
+        check_passwd_path(&key("shell"), &shell)?;
+        users.push(User {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            home,
+            shell,
+        });
+    }
+    Ok(users)
+}
+
+pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem> {
+    let mut names = BTreeSet::new();
+    let mut gids = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (index, group) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("[[groups]] #{} {field}", index + 1);
+        check_account_name(&key("name"), &group.name)?;
+        if !names.insert(group.name.clone()) {
+            return Err(problem(
+                key("name"),
+                format!("{:?} is declared twice", group.name),
+            ));
+        }
+        if !gids.insert(group.gid) {
+            return Err(problem(
+                key("gid"),
+                format!("gid {} is declared twice", group.gid),
+            ));
+        }
+        let members = group.members.unwrap_or_default();
+        for member in &members {
+            check_account_name(&key("members"), member)?;
+            if !users.iter().any(|user| user.name == *member) {
+                return Err(problem(
+                    key("members"),
+                    format!("{member:?} is not one of the board's [[users]]"),
+                ));
+            }
+        }
+        groups.push(Group {
+            name: group.name,
+            gid: group.gid,
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// `[init]` through the maker's own rules, and the log user among the board's users.
+pub fn init(raw: RawInit, users: &[User]) -> Result<(Options, (u32, u32)), Problem> {
+    let mut given: Vec<(Opt, Vec<u8>)> = Vec::new();
+    let mut push = |opt: Opt, value: Option<String>| {
+        if let Some(value) = value {
+            given.push((opt, value.into_bytes()));
+        }
+    };
+    push(Opt::Basedir, raw.basedir);
+    push(Opt::Tmpfsdir, raw.tmpfsdir);
+    push(Opt::ExeclineBindir, raw.execline_bindir);
+    push(Opt::LogUser, raw.log_user);
+    push(Opt::EarlyGetty, raw.early_getty);
+    push(Opt::Stage2, raw.stage2);
+    push(Opt::Stage2Finish, raw.stage2_finish);
+    push(Opt::Stage3, raw.stage3);
+    push(Opt::Path, raw.path);
+    push(Opt::Umask, raw.umask);
+    push(
+        Opt::TimestampStyle,
+        raw.timestamp_style.map(|n| n.to_string()),
+    );
+    push(Opt::DevStyle, raw.dev_style.map(|n| n.to_string()));
+    for env in raw.env.unwrap_or_default() {
+        push(Opt::Env, Some(env));
+    }
+    let (options, warnings) = Options::validate(&given, raw.redirect_stage2 == Some(true))
+        .map_err(|invalid| invalid.for_board())?;
+    for warning in warnings {
+        eprintln!("kiln: warning: [init]: {warning}");
+    }
+    let by_name = |name: &[u8]| {
+        users
+            .iter()
+            .find(|user| user.name.as_bytes() == name)
+            .map(|user| (user.uid, user.gid))
+    };
+    let ids = match &options.log_user {
+        // Debian's nobody, unless the board declares its own.
+        LogUser::Default => Some(by_name(b"nobody").unwrap_or((65534, 65534))),
+        LogUser::Ids(uid, gid) => Some((*uid, *gid)),
+        LogUser::Name(name) => by_name(name),
+        LogUser::Uid(uid) => users
+            .iter()
+            .find(|user| user.uid == *uid)
+            .map(|user| (user.uid, user.gid)),
+    };
+    let Some(ids) = ids else {
+        let given = match &options.log_user {
+            LogUser::Name(name) => String::from_utf8_lossy(name).into_owned(),
+            LogUser::Uid(uid) => uid.to_string(),
+            _ => String::new(),
+        };
+        return Err(problem(
+            "[init] log_user",
+            format!(
+                "{given:?} is not one of the board's [[users]] (note: add it there, or give UID:GID; the build host's users are never used)"
+            ),
+        ));
+    };
+    Ok((options, ids))
+}
