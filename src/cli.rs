@@ -160,7 +160,7 @@ pub struct BootArgs {
     /// Attach the console to this terminal instead (ctrl-a x leaves QEMU).
     #[arg(long)]
     pub interactive: bool,
-    /// QEMU accelerator: auto (KVM only when a cached probe boot shows it works), tcg
+    /// QEMU accelerator: auto (KVM only when a cached trial boot shows it works), tcg
     /// or kvm.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,

@@ -12,12 +12,29 @@ use std::io::Read;
 use crate::arch::{Arch, machine_name};
 use crate::tree::{ArchivePath, Kind, Node, Tree};
 
+/// How an object names what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// The program interpreter (the dynamic loader), by absolute path.
+    Interp,
+    /// A shared library, by name (searched) or by path.
+    Needed,
+}
+
+impl std::fmt::Display for How {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            How::Interp => "PT_INTERP",
+            How::Needed => "DT_NEEDED",
+        })
+    }
+}
+
 /// One satisfied dependency, for `--explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
     pub object: ArchivePath,
-    /// `PT_INTERP` or `DT_NEEDED`.
-    pub how: &'static str,
+    pub how: How,
     pub needed: String,
     pub found: ArchivePath,
 }
@@ -27,7 +44,7 @@ pub enum ElfError {
     #[error("{object}: needs {needed} ({how}), which is not in the image (searched {searched})")]
     Missing {
         object: ArchivePath,
-        how: &'static str,
+        how: How,
         needed: String,
         searched: String,
     },
@@ -85,13 +102,13 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
             match crate::tree::resolve::resolve(tree, interp) {
                 Some(found) if is_compatible(tree, &found, arch) => links.push(Link {
                     object: path.clone(),
-                    how: "PT_INTERP",
+                    how: How::Interp,
                     needed: interp.to_string(),
                     found,
                 }),
                 _ => errors.push(ElfError::Missing {
                     object: path.clone(),
-                    how: "PT_INTERP",
+                    how: How::Interp,
                     needed: interp.to_string(),
                     searched: interp.to_string(),
                 }),
@@ -132,13 +149,13 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
             match found {
                 Some(found) => links.push(Link {
                     object: path.clone(),
-                    how: "DT_NEEDED",
+                    how: How::Needed,
                     needed: needed.to_string(),
                     found,
                 }),
                 None => errors.push(ElfError::Missing {
                     object: path.clone(),
-                    how: "DT_NEEDED",
+                    how: How::Needed,
                     needed: needed.to_string(),
                     searched: dirs.join(":"),
                 }),
@@ -240,7 +257,7 @@ fn read_conf(tree: &Tree, file: &str, dirs: &mut Vec<String>, depth: usize) {
 }
 
 /// `--explain` text: one line per link, grouped by object.
-pub fn explain(links: &[Link]) -> String {
+pub fn explain(links: &[Link], origin: impl Fn(&ArchivePath) -> Option<String>) -> String {
     let mut by_object: BTreeMap<&ArchivePath, Vec<&Link>> = BTreeMap::new();
     for link in links {
         by_object.entry(&link.object).or_default().push(link);
@@ -249,10 +266,11 @@ pub fn explain(links: &[Link]) -> String {
     for (object, links) in by_object {
         out.push_str(&format!("{object}\n"));
         for link in links {
-            out.push_str(&format!(
-                "  {} {} -> {}\n",
-                link.how, link.needed, link.found
-            ));
+            out.push_str(&format!("  {} {} -> {}", link.how, link.needed, link.found));
+            if let Some(origin) = origin(&link.found) {
+                out.push_str(&format!(" ({origin})"));
+            }
+            out.push('\n');
         }
     }
     out
@@ -264,7 +282,7 @@ pub fn report(tree: &Tree, arch: Arch, explain: bool) -> (crate::error::Verdict,
         Ok(links) => (
             crate::error::Verdict::Passed,
             if explain {
-                self::explain(&links)
+                self::explain(&links, |_| None)
             } else {
                 String::new()
             },
@@ -365,7 +383,7 @@ mod tests {
             skarnet,
         );
         let links = check(&tree, Arch::X86_64).unwrap();
-        let text = explain(&links);
+        let text = explain(&links, |_| None);
         assert!(text.contains("/usr/bin/s6-svscan\n  PT_INTERP /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"), "{text}");
         assert!(
             text.contains(

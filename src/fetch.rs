@@ -524,13 +524,11 @@ fn write_memo(path: &Path, packages: &BTreeMap<String, Stanza>) {
         .values()
         .map(|s| format!("{} {} {}\n", s.package, s.version, s.architecture))
         .collect();
+    // Best effort: without the memo the next build resolves again.
     if let Some(dir) = path.parent() {
         let _ = fs::create_dir_all(dir);
     }
-    let temp = path.with_extension(format!("tmp{}", std::process::id()));
-    if fs::write(&temp, text).is_ok() && fs::rename(&temp, path).is_err() {
-        let _ = fs::remove_file(&temp);
-    }
+    let _ = crate::host::temp::write_file(path, text.as_bytes());
 }
 
 #[cfg(test)]

@@ -77,14 +77,18 @@ fn block_device(path: &Path) -> Result<Option<BlockDevice>> {
     }))
 }
 
-/// (major, minor) of every mounted filesystem's device.
-fn mounted_devices() -> Vec<(u32, u32)> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
+/// (major, minor) of every mounted filesystem's device. Unreadable mountinfo is an
+/// error, not "nothing mounted": the check must fail closed.
+fn mounted_devices() -> Result<Vec<(u32, u32)>> {
+    let text = fs::read_to_string("/proc/self/mountinfo").context(
+        "unable to read /proc/self/mountinfo, so kiln cannot tell what is mounted (note: flash needs /proc)",
+    )?;
+    Ok(text
+        .lines()
         .filter_map(|line| line.split_whitespace().nth(2))
         .filter_map(|numbers| numbers.split_once(':'))
         .filter_map(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
-        .collect()
+        .collect())
 }
 
 /// The device and its partitions, as (major, minor).
@@ -122,7 +126,7 @@ pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
         None
     };
     if let Some(device) = &device {
-        let mounted = mounted_devices();
+        let mounted = mounted_devices()?;
         let ours = device_and_partitions(device);
         if ours.iter().any(|number| mounted.contains(number)) {
             // The root filesystem's device is mounted too; say which case it is.

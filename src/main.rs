@@ -20,6 +20,7 @@ mod host;
 mod image;
 mod init;
 mod listing;
+mod passwd;
 mod rootfs;
 mod source;
 mod tree;

@@ -20,7 +20,8 @@ use super::Compression;
 
 /// gzip and deflate level (zlib's default).
 pub const GZIP_LEVEL: u32 = 6;
-/// zstd level; 19 is what mkinitramfs' zstd users pick, but 3 is 20× faster for ~10% size.
+/// zstd level: between zstd's default 3 and the 19 some initramfs tools pick, close to
+/// gzip -6 in speed with smaller output.
 pub const ZSTD_LEVEL: i32 = 9;
 /// xz preset.
 pub const XZ_PRESET: u32 = 6;

@@ -312,13 +312,12 @@ fn id_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> 
     else {
         return names;
     };
-    for line in String::from_utf8_lossy(&content.read_all().unwrap_or_default()).lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if let (Some(name), Some(Ok(id))) =
-            (fields.first(), fields.get(2).map(|id| id.parse::<u32>()))
-        {
-            names.entry(id).or_insert_with(|| name.to_string());
-        }
+    // An unreadable file gives no names: tar keeps the numeric ids, which are what count.
+    let bytes = content.read_all().unwrap_or_default();
+    for entry in crate::passwd::parse(&bytes).0 {
+        names
+            .entry(entry.id)
+            .or_insert_with(|| String::from_utf8_lossy(&entry.name).into_owned());
     }
     names
 }

@@ -6,8 +6,8 @@
 //! File bodies are copied once into an unlinked spool file and referenced by offset, so a
 //! member is streamed when it is used and never held in memory.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,7 +35,8 @@ pub fn read_file(path: &Path) -> io::Result<Archive> {
 pub fn read_stream(input: impl Read, origin: &Path) -> io::Result<Archive> {
     let path = origin;
     let mut input = BufReader::with_capacity(1 << 16, input);
-    let spool_file = spool_file()?;
+    let spool_file = crate::host::temp::anonymous_file()
+        .map_err(|err| io::Error::new(err.source.kind(), err.to_string()))?;
     let mut spool_writer = io::BufWriter::new(spool_file.try_clone()?);
     let spool = Arc::new(Spool::new(origin, spool_file));
     let mut offset = 0u64;
@@ -139,6 +140,12 @@ pub fn sniff_compression(head: &[u8]) -> Compression {
     }
 }
 
+/// True when the first bytes of a file (up to 512) look like an archive kiln reads:
+/// compressed, or a cpio or tar header.
+pub fn looks_like_archive(head: &[u8]) -> bool {
+    sniff_compression(head) != Compression::None || sniff_container(head).is_some()
+}
+
 fn sniff_container(head: &[u8]) -> Option<Container> {
     if head.starts_with(b"07070") {
         Some(Container::Cpio)
@@ -163,30 +170,4 @@ fn skip_zeros(input: &mut dyn BufRead) -> io::Result<()> {
             return Ok(());
         }
     }
-}
-
-/// An anonymous temporary file: created, then unlinked at once, so nothing is left
-/// behind however kiln ends.
-fn spool_file() -> io::Result<File> {
-    let dir = std::env::temp_dir();
-    for attempt in 0..100u32 {
-        let path = dir.join(format!(".kiln-spool-{}-{attempt}", std::process::id()));
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                fs::remove_file(&path)?;
-                file.rewind()?;
-                return Ok(file);
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
-    }
-    Err(io::Error::other(
-        "unable to create a spool file in the temp directory",
-    ))
 }

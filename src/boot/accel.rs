@@ -1,4 +1,4 @@
-//! The QEMU accelerator: TCG, or KVM only where a cached probe boot shows it works.
+//! The QEMU accelerator: TCG, or KVM only where a cached trial boot shows it works.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use crate::host::temp::ScratchDir;
 /// QEMU's accelerator, as `--accel` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Accel {
-    /// KVM only when a cached probe boot shows it runs the board's kernel.
+    /// KVM only when a cached trial boot shows it runs the board's kernel.
     Auto,
     Tcg,
     Kvm,
@@ -29,9 +29,9 @@ impl Accel {
 }
 
 /// The accelerator to use: `tcg` and `kvm` as asked; `auto` uses KVM only when `/dev/kvm`
-/// exists, the board's arch is the host's, and a short probe boot of the board's own
+/// exists, the board's arch is the host's, and a short trial boot of the board's own
 /// kernel under KVM gets as far as the kernel running /init. `/dev/kvm` alone proves
-/// nothing (on some hosts it is a nested module that hangs Debian's kernels). The probe's
+/// nothing (on some hosts it is a nested module that hangs Debian's kernels). The trial's
 /// answer is kept in the cache, per arch and kernel, so only the first boot pays for it.
 /// Returns the accelerator and why.
 pub fn choose(requested: Accel, board: &Board, kernel: &Path, cache: &Path) -> (Accel, String) {
@@ -43,16 +43,20 @@ pub fn choose(requested: Accel, board: &Board, kernel: &Path, cache: &Path) -> (
     if !host_is_board || !Path::new("/dev/kvm").exists() {
         return (Accel::Tcg, "no KVM for this arch here".to_string());
     }
-    let kernel_id = std::fs::metadata(kernel)
-        .map(|meta| meta.len())
-        .unwrap_or(0);
-    let record = cache.join(format!("kvm-probe-{}-{kernel_id}", board.arch));
+    // The answer is the kernel's, so the record is named by its content (FNV-1a).
+    let Ok(bytes) = std::fs::read(kernel) else {
+        return (Accel::Tcg, format!("unable to read {}", kernel.display()));
+    };
+    let kernel_hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let record = cache.join(format!("kvm-trial-{}-{kernel_hash:016x}", board.arch));
     if let Ok(answer) = std::fs::read_to_string(&record) {
         let works = answer.trim() == "works";
         return (
             if works { Accel::Kvm } else { Accel::Tcg },
             format!(
-                "KVM probe (cached in {}): {}",
+                "KVM trial boot (cached in {}): {}",
                 record.display(),
                 answer.trim()
             ),
@@ -65,11 +69,11 @@ pub fn choose(requested: Accel, board: &Board, kernel: &Path, cache: &Path) -> (
         cmdline: None,
         disk: None,
     };
-    let argv = command(board, &artifacts, Some("rdinit=/kiln-kvm-probe"), "kvm");
-    let Ok(scratch) = ScratchDir::create(&std::env::temp_dir(), "kvm-probe") else {
+    let argv = command(board, &artifacts, Some("rdinit=/kiln-kvm-trial"), "kvm");
+    let Ok(scratch) = ScratchDir::create(&std::env::temp_dir(), "kvm-trial") else {
         return (
             Accel::Tcg,
-            "no scratch directory for the KVM probe".to_string(),
+            "no scratch directory for the KVM trial boot".to_string(),
         );
     };
     let log = scratch.path.join("console.log");
@@ -89,10 +93,10 @@ pub fn choose(requested: Accel, board: &Board, kernel: &Path, cache: &Path) -> (
     } else {
         "does not boot this kernel"
     };
-    // Best effort: without the record the probe simply runs again next time.
+    // Best effort: without the record the trial simply runs again next time.
     let _ = std::fs::create_dir_all(cache).and_then(|()| std::fs::write(&record, answer));
     (
         if works { Accel::Kvm } else { Accel::Tcg },
-        format!("KVM probe: {answer}"),
+        format!("KVM trial boot: {answer}"),
     )
 }

@@ -96,6 +96,24 @@ impl ScratchDir {
     }
 }
 
+/// An anonymous temporary file in the temp directory: created under a unique name,
+/// then unlinked at once, so nothing is left behind however kiln ends.
+pub fn anonymous_file() -> Result<File, TempError> {
+    let dir = std::env::temp_dir();
+    let (path, file) = create_unique(&dir, ".kiln-spool", |path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    })?;
+    fs::remove_file(&path).map_err(TempError::io(format!(
+        "unable to unlink {}",
+        path.display()
+    )))?;
+    Ok(file)
+}
+
 /// Makes `DIR/PREFIX-PID-N` with `make`, which must fail with `AlreadyExists` when the
 /// name is taken (`create_new`, `create_dir`); tries the next N then.
 fn create_unique<T>(

@@ -85,7 +85,7 @@ pub fn write(params: &Params) -> Result<()> {
     let mut hash_seed = params.uuid;
     hash_seed[0] ^= 0xff;
     let fake_time = params.mtime.to_string();
-    let offset_image = format!("{}?offset={}", params.image.display(), params.extent.start);
+    let offset_image = e2fs_target(params.image, params.extent);
     tool::run(
         Command::new(tool::find("mke2fs")?)
             .env("MKE2FS_CONFIG", &profile)
@@ -142,14 +142,19 @@ pub fn write(params: &Params) -> Result<()> {
     check(params.image, params.extent)
 }
 
+/// e2fsprogs' name for a filesystem inside an image file: `IMAGE?offset=BYTES`.
+fn e2fs_target(image: &Path, extent: Extent) -> std::ffi::OsString {
+    let mut target = std::ffi::OsString::from(image);
+    target.push(format!("?offset={}", extent.start));
+    target
+}
+
 /// `e2fsck -fn`: the filesystem must be clean.
 pub fn check(image: &Path, extent: Extent) -> Result<()> {
     tool::run(
-        Command::new(tool::find("e2fsck")?).arg("-fn").arg(format!(
-            "{}?offset={}",
-            image.display(),
-            extent.start
-        )),
+        Command::new(tool::find("e2fsck")?)
+            .arg("-fn")
+            .arg(e2fs_target(image, extent)),
         None,
     )
     .context("e2fsck found the new filesystem inconsistent")?;

@@ -48,8 +48,7 @@ pub fn write(
             .arg((extent.size / 1024).to_string()),
         None,
     )?;
-    let mut target = OsString::from(image);
-    target.push(format!("@@{}", extent.start));
+    let target = mtools_target(image, extent);
     let mtools = |program: &str| -> Result<Command> {
         let mut command = Command::new(tool::find(program)?);
         command
@@ -94,8 +93,7 @@ pub fn write(
 
 /// Copies a file out of a FAT partition of an image (mtools).
 pub fn fat_extract(image: &Path, extent: Extent, name: &str, dest: &Path) -> Result<()> {
-    let mut target = OsString::from(image);
-    target.push(format!("@@{}", extent.start));
+    let target = mtools_target(image, extent);
     tool::run(
         Command::new(tool::find("mcopy")?)
             .env("MTOOLS_SKIP_CHECK", "1")
@@ -108,4 +106,11 @@ pub fn fat_extract(image: &Path, extent: Extent, name: &str, dest: &Path) -> Res
     )
     .with_context(|| format!("{}: no {name} in the boot partition", image.display()))?;
     Ok(())
+}
+
+/// mtools' name for a partition inside an image file: `IMAGE@@OFFSET`.
+fn mtools_target(image: &Path, extent: Extent) -> OsString {
+    let mut target = OsString::from(image);
+    target.push(format!("@@{}", extent.start));
+    target
 }

@@ -52,7 +52,7 @@ while [ "$tries" -gt 0 ]; do
     sleep 0.1
     tries=$((tries - 1))
 done
-[ -n "$device" ] || fail "root $root did not appear within $delay s (are the storage modules in [kernel] modules?)"
+[ -n "$device" ] || fail "root $root did not appear within $delay s (are the storage modules in [image] modules?)"
 mount -t "$fstype" -o "$flags" "$device" /newroot || fail "cannot mount $device ($fstype, $flags)"
 [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$device has no $init"
 echo "kiln stage 0: root $root is $device ($fstype, $flags), starting $init"

@@ -16,6 +16,7 @@ use super::options::{LogUser, Opt, Options};
 use super::{Config, generate};
 use crate::archive::{self, Format};
 use crate::host::temp::{TempError, TempFile};
+use crate::passwd::Entry;
 use crate::tree::{Kind, Tree};
 
 const SYNOPSIS: &str = "[ -c basedir ] [ -l tmpfsdir ] [ -b execline_bindir ] [ -u log_user ] \
@@ -190,12 +191,10 @@ pub fn parse(args: &[OsString]) -> Result<Request, Failure> {
                 strerror(&err)
             ))
         })?;
-        let known = String::from_utf8_lossy(&text).lines().any(|line| {
-            line.split(':')
-                .nth(2)
-                .and_then(|gid| gid.parse::<u32>().ok())
-                == Some(log_gid)
-        });
+        let known = crate::passwd::parse(&text)
+            .0
+            .iter()
+            .any(|entry| entry.id == log_gid);
         if !known {
             warnings.push(format!(
                 "gid {log_gid} of the log user is not in {}",
@@ -264,8 +263,8 @@ fn resolve_log_user(
             };
             entries
                 .iter()
-                .find(|entry| entry.1 == *uid)
-                .map(|entry| (entry.1, entry.2))
+                .find(|entry| entry.id == *uid)
+                .and_then(|entry| Some((entry.id, entry.gid?)))
                 .ok_or_else(|| {
                     invalid(
                         &uid.to_string(),
@@ -299,36 +298,27 @@ fn resolve_log_user(
     }
 }
 
-type PasswdEntry = (Vec<u8>, u32, u32);
-
-fn parse_passwd(bytes: &[u8], file: &str, warnings: &mut Vec<String>) -> Vec<PasswdEntry> {
-    let mut entries = Vec::new();
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() || line.starts_with(b"#") {
-            continue;
-        }
-        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
-        let parse = |field: Option<&&[u8]>| -> Option<u32> {
-            std::str::from_utf8(field?).ok()?.parse().ok()
-        };
-        match (fields.first(), parse(fields.get(2)), parse(fields.get(3))) {
-            (Some(name), Some(uid), Some(gid)) if !name.is_empty() => {
-                entries.push((name.to_vec(), uid, gid));
-            }
-            _ => warnings.push(format!(
-                "{file}:{}: skipping unparsable passwd line",
-                index + 1
-            )),
+/// A passwd file's entries with a gid; other lines are warned about and skipped.
+fn parse_passwd(bytes: &[u8], file: &str, warnings: &mut Vec<String>) -> Vec<Entry> {
+    let (entries, mut bad) = crate::passwd::parse(bytes);
+    let mut kept = Vec::new();
+    for entry in entries {
+        match entry.gid {
+            Some(_) => kept.push(entry),
+            None => bad.push(entry.line),
         }
     }
-    entries
+    bad.sort_unstable();
+    for line in bad {
+        warnings.push(format!("{file}:{line}: skipping unparsable passwd line"));
+    }
+    kept
 }
 
-fn find_name(entries: &[PasswdEntry], name: &[u8]) -> Option<(u32, u32)> {
-    entries
-        .iter()
-        .find(|entry| entry.0 == name)
-        .map(|entry| (entry.1, entry.2))
+/// The uid and gid of a name.
+fn find_name(entries: &[Entry], name: &[u8]) -> Option<(u32, u32)> {
+    let entry = crate::passwd::by_name(entries, name)?;
+    Some((entry.id, entry.gid?))
 }
 
 fn write_archive(request: &Request, format: Format) -> Result<(), Failure> {

@@ -1,9 +1,6 @@
 //! The ELF closure of the image: loaders and libraries pulled out of the fetched
 //! packages until every object is satisfied, and the init's own program checks.
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
-
 use anyhow::{Result, bail};
 
 use crate::arch::Arch;
@@ -24,7 +21,7 @@ pub fn pull(image: &mut Tree, pool: &Tree, arch: Arch) -> Result<Vec<elf::Link>>
             let elf::ElfError::Missing { how, needed, .. } = error else {
                 continue;
             };
-            let candidates: Vec<String> = if *how == "PT_INTERP" || needed.contains('/') {
+            let candidates: Vec<String> = if *how == elf::How::Interp || needed.contains('/') {
                 vec![needed.clone()]
             } else {
                 arch.default_library_dirs()
@@ -75,18 +72,11 @@ pub fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
 
 /// `--explain`: each object's dependencies, with the package each library came from.
 pub fn explain(links: &[elf::Link], image: &Tree) -> String {
-    let mut out = String::new();
-    let mut seen = BTreeSet::new();
-    for link in links {
-        if seen.insert(&link.object) {
-            let _ = writeln!(out, "{}", link.object);
-        }
-        let package = image.get(&link.found).map_or("?", |node| &node.origin);
-        let _ = writeln!(
-            out,
-            "  {} {} -> {} ({package})",
-            link.how, link.needed, link.found
-        );
-    }
-    out
+    elf::explain(links, |found| {
+        Some(
+            image
+                .get(found)
+                .map_or("?".to_string(), |node| node.origin.to_string()),
+        )
+    })
 }

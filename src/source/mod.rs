@@ -102,10 +102,7 @@ impl Inputs {
                 .with_context(|| format!("unable to read {}", path.display()))?
         };
         let head = &head[..head_len];
-        let looks_archive = read::sniff_compression(head) != crate::archive::Compression::None
-            || head.starts_with(b"07070")
-            || (head.len() >= 262 && &head[257..262] == b"ustar");
-        if looks_archive {
+        if read::looks_like_archive(head) {
             let archive = self.archive(path)?;
             let mut copy = archive.tree.clone();
             // Keep the read-back mtimes out: writers use one time for every entry anyway.
