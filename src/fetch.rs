@@ -223,22 +223,15 @@ impl Apt {
     }
 
     fn run(&self, program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
-        let mut command = Command::new(program);
+        let mut command = Command::new(crate::host::tool::find(program)?);
         command.args(self.options()).args(args).env("LC_ALL", "C");
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
-        let output = command.output().with_context(|| {
-            format!("unable to run {program} (note: kiln fetches through the host's apt; install apt, or use --offline DIR)")
+        let ran = crate::host::tool::run(&mut command, None).with_context(|| {
+            format!("{program} {} failed (note: kiln fetches through the host's apt; use --offline DIR without it)", args.join(" "))
         })?;
-        if !output.status.success() {
-            bail!(
-                "{program} {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(ran.stdout)
     }
 
     /// Where the resolution of these roots is remembered: keyed by the roots, the

@@ -6,8 +6,15 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// Runs a tool, feeding `input`; fails with its stderr and the command line.
-pub fn run(command: &mut Command, input: Option<&str>) -> Result<String> {
+/// What a tool printed.
+pub struct Ran {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a tool, feeding `input` (from a thread, so a tool that answers while it reads
+/// cannot deadlock on full pipes); fails with its stderr and the command line.
+pub fn run(command: &mut Command, input: Option<&str>) -> Result<Ran> {
     let shown = format!("{command:?}");
     command
         .stdin(if input.is_some() {
@@ -20,13 +27,16 @@ pub fn run(command: &mut Command, input: Option<&str>) -> Result<String> {
     let mut child = command
         .spawn()
         .with_context(|| format!("unable to run {shown}"))?;
-    if let Some(input) = input {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(input.as_bytes())
-            .with_context(|| format!("unable to feed {shown}"))?;
-    }
+    let feeder = match (input, child.stdin.take()) {
+        (Some(input), Some(mut stdin)) => {
+            let input = input.to_string();
+            Some(std::thread::spawn(move || {
+                use std::io::Write;
+                stdin.write_all(input.as_bytes())
+            }))
+        }
+        _ => None,
+    };
     let output = child
         .wait_with_output()
         .with_context(|| format!("unable to run {shown}"))?;
@@ -34,7 +44,16 @@ pub fn run(command: &mut Command, input: Option<&str>) -> Result<String> {
     if !output.status.success() {
         bail!("{shown} failed ({}):\n{}", output.status, stderr.trim_end());
     }
-    Ok(stderr)
+    if let Some(feeder) = feeder {
+        feeder
+            .join()
+            .map_err(|_| anyhow::anyhow!("unable to feed {shown}: the writer thread panicked"))?
+            .with_context(|| format!("unable to feed {shown}"))?;
+    }
+    Ok(Ran {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    })
 }
 
 /// The host tools kiln drives, each with the Debian package that has it.

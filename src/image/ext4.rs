@@ -127,7 +127,8 @@ pub fn write(params: &Params) -> Result<()> {
             .arg(&commands)
             .arg(&offset_image),
         None,
-    )?;
+    )?
+    .stderr;
     // debugfs exits 0 even when a command fails; anything but its banner is a failure.
     let complaints: Vec<&str> = stderr
         .lines()
