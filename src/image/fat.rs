@@ -27,6 +27,8 @@ pub fn estimate(files: &[(String, PathBuf)]) -> u64 {
 
 /// Formats the partition and copies `files` (name in the partition → host file) in.
 /// Names may have directories (`overlays/x.dtbo`); they are made first.
+/// The host files must be the caller's scratch copies: their mtimes are set to `mtime`
+/// (mcopy keeps a source's mtime), so a user's own files must never be passed here.
 pub fn write(
     image: &Path,
     extent: Extent,

@@ -46,7 +46,7 @@ impl Failure {
 
 /// The parsed command line, before the tree is made.
 #[derive(Debug)]
-pub struct Request {
+pub struct Invocation {
     pub config: Config,
     pub dir: PathBuf,
     pub warnings: Vec<String>,
@@ -95,7 +95,7 @@ fn report(stderr: &mut dyn Write, program: &str, invocation: &str, failure: &Fai
 
 /// Parses and validates the command line. Pure apart from reading `--passwd`/`--group`
 /// files and, as a warned fallback, the host's passwd.
-pub fn parse(args: &[OsString]) -> Result<Request, Failure> {
+pub fn parse(args: &[OsString]) -> Result<Invocation, Failure> {
     let mut operands: Vec<&OsStr> = Vec::new();
     let mut given: Vec<(Opt, Vec<u8>)> = Vec::new();
     let mut redirect_stage2 = false;
@@ -202,7 +202,7 @@ pub fn parse(args: &[OsString]) -> Result<Request, Failure> {
             ));
         }
     }
-    Ok(Request {
+    Ok(Invocation {
         config: Config {
             options,
             log_uid,
@@ -321,7 +321,7 @@ fn find_name(entries: &[Entry], name: &[u8]) -> Option<(u32, u32)> {
     Some((entry.id, entry.gid?))
 }
 
-fn write_archive(request: &Request, format: Format) -> Result<(), Failure> {
+fn write_archive(request: &Invocation, format: Format) -> Result<(), Failure> {
     let dest = &request.dir;
     if fs::symlink_metadata(dest).is_ok() {
         return Err(Failure::System(format!(
@@ -367,7 +367,7 @@ fn print_stage1(stage1: &[u8]) -> Result<(), Failure> {
         .map_err(|err| Failure::System(format!("unable to write to stdout: {}", strerror(&err))))
 }
 
-fn write_dir(request: &Request) -> Result<(), Failure> {
+fn write_dir(request: &Invocation) -> Result<(), Failure> {
     let dir = &request.dir;
     let config = &request.config;
     if fs::symlink_metadata(dir).is_ok() {

@@ -104,8 +104,9 @@ pub fn generate(config: &Config) -> Generated {
     }
 }
 
-/// Paths here are literals or validated names and each is added once, so a failure is
-/// a bug in this module, not bad input.
+/// Unwraps one tree insertion, panicking on failure: paths here are literals or
+/// validated names and each is added once, so a failure is a bug in this module, not
+/// bad input.
 fn added(result: Result<(), crate::tree::TreeError>) {
     if let Err(err) = result {
         panic!("init tree construction: {err}");
