@@ -29,13 +29,7 @@ pub struct Group {
 /// An account name that passwd, group and the maker can take: 1 to 32 of letters,
 /// digits, `.`, `_`, `-`, not starting with `-` (no `:`, newline or NUL can split a line).
 fn check_account_name(key: &str, name: &str) -> Result<(), Problem> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+    if super::portable_name(name, 32, '-') {
         Ok(())
     } else {
         Err(problem(

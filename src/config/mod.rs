@@ -294,15 +294,20 @@ pub fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     (key.into(), message.into())
 }
 
-/// A board name becomes file names: letters, digits, `.`, `_`, `-`, not starting with `.`.
-fn check_file_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
+/// 1 to `max` letters, digits, `.`, `_` or `-` (POSIX's portable filename characters),
+/// not starting with `not_first`: nothing that could split a line or leave a directory.
+pub fn portable_name(name: &str, max: usize, not_first: char) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with(not_first)
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A board name becomes file names: letters, digits, `.`, `_`, `-`, not starting with `.`.
+fn check_file_name(name: &str) -> Result<(), String> {
+    if portable_name(name, 64, '.') {
         Ok(())
     } else {
         Err(format!(
