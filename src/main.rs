@@ -4,8 +4,7 @@
 //! it reports, and maps the outcome to one exit code (`error`): 0 success, 1 "differs"
 //! or "check failed", 100 bad input, 111 system error. Nothing below `main` exits.
 //!
-//! Modules in pipeline order: board config, archive sources, fetch, the image tree,
-//! the init maker, archives, images, boot; host utilities and errors underneath.
+//! The modules and the order data flows through them: README, "Architecture".
 
 mod arch;
 mod archive;
@@ -127,7 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             explain,
         } => {
-            let board = load(&board)?;
+            let board = Board::load(&board)?;
             let formats = archive::formats_or(&format, &board.formats)?;
             let out_dir = output.unwrap_or_else(|| board.out_dir());
             let additions = rootfs::Additions::default();
@@ -143,7 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
         } => {
             let started = std::time::Instant::now();
-            let board = load(&board)?;
+            let board = Board::load(&board)?;
             let output =
                 output.unwrap_or_else(|| board.out_dir().join(format!("{}.img", board.name)));
             let additions = rootfs::Additions::default();
@@ -155,7 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Boot(args) => {
-            let board = load(&args.board)?;
+            let board = Board::load(&args.board)?;
             let report = boot::boot(&board, &args.into_request())?;
             eprint!("{}", report.text);
             return Ok(report.verdict.into());
@@ -173,12 +172,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             refresh,
         } => {
-            let board = load(&board)?;
+            let board = Board::load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
             write_stdout(fetch::listing(&debs).as_bytes())?;
         }
         Command::Config { board } => {
-            write_stdout(load(&board)?.describe().as_bytes())?;
+            write_stdout(Board::load(&board)?.describe().as_bytes())?;
         }
         Command::Maker { args } => {
             let code = init::cli::main("kiln", "kiln s6-linux-init-maker", &args);
@@ -186,10 +185,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(Verdict::Passed.into())
-}
-
-fn load(path: &Path) -> Result<Board> {
-    Ok(Board::load(path)?)
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {
