@@ -1,4 +1,4 @@
-//! Target architectures: Debian names, ELF machine, multiarch directories, loader, QEMU.
+//! Target architectures: Debian names, ELF machine and class, multiarch directories, loader.
 
 use std::fmt;
 
