@@ -4,28 +4,20 @@
 
 use std::process::Command;
 
-use crate::util::{Scratch, have, s, stderr, stdout};
+use crate::util::{Scratch, s, stderr, stdout};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn enabled() -> bool {
-    let qemu = [
-        "qemu-system-x86_64",
-        "qemu-system-aarch64",
-        "qemu-system-arm",
-    ]
-    .iter()
-    .all(|program| have(program));
-    if !qemu || !have("apt-get") {
-        return false;
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!(
-            "skipping: boot tests download kernels; set KILN_NETWORK_TESTS=1 (always on under CI)"
-        );
-        return false;
-    }
-    true
+    crate::util::network_tests_with(
+        "boot tests download kernels and packages (~200 MB) and boot QEMU",
+        &[
+            "apt-get",
+            "qemu-system-x86_64",
+            "qemu-system-aarch64",
+            "qemu-system-arm",
+        ],
+    )
 }
 
 struct Boot {

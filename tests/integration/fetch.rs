@@ -1,15 +1,11 @@
 //! `kiln fetch` (issue 4): a board's .debs through the host's apt, unprivileged, then the
 //! same set again from the download directory with `--offline`.
 
-use crate::util::{Scratch, have, run, s, stderr, stdout};
+use crate::util::{Scratch, network_tests_with, run, s, stderr, stdout};
 
 #[test]
 fn fetch_downloads_the_closure_unprivileged_and_offline_agrees() {
-    if !have("apt-get") {
-        return;
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!("skipping: downloads ~60 MB; set KILN_NETWORK_TESTS=1 (always on under CI)");
+    if !network_tests_with("downloads ~60 MB", &["apt-get"]) {
         return;
     }
     let scratch = Scratch::new("fetch");
@@ -80,11 +76,7 @@ fn fetch_downloads_the_closure_unprivileged_and_offline_agrees() {
 /// builds are byte-identical, and the initramfs stays under 2.5 MB.
 #[test]
 fn build_qemu_boards_unprivileged() {
-    if !have("apt-get") || !have("cpio") {
-        return;
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!("skipping: downloads ~200 MB; set KILN_NETWORK_TESTS=1 (always on under CI)");
+    if !network_tests_with("downloads ~200 MB", &["apt-get", "cpio", "gzip"]) {
         return;
     }
     let cache = crate::util::shared_cache();

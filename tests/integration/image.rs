@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Scratch, have, s, stderr};
+use crate::util::{Scratch, s, stderr};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -257,18 +257,12 @@ contents = "root"
 }
 
 fn enabled() -> bool {
-    for tool in [
-        "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "mcopy",
-    ] {
-        if !have(tool) {
-            return false;
-        }
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!("skipping: image tests download packages; set KILN_NETWORK_TESTS=1");
-        return false;
-    }
-    true
+    crate::util::network_tests_with(
+        "image tests download packages",
+        &[
+            "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "fsck.fat", "mcopy", "mdir",
+        ],
+    )
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::process::Command;
 
 use expect_test::expect;
 
-use crate::util::{Scratch, fold, gnu_cpio_listing, have, ok, run, s, stderr, stdout, tool};
+use crate::util::{
+    Scratch, fold, gnu_cpio_listing, have, have_all, ok, run, s, stderr, stdout, tool,
+};
 
 /// Every kind the issue names: console 5,1 0600, fifo, socket, setuid 4755, a 3-name
 /// hard-link group, a symlink, a file owned by 1000:1000.
@@ -37,7 +39,7 @@ fn cpio_gz_is_read_back_exactly_by_gnu_cpio_and_bsdtar() {
     let list = fixture(&scratch, true);
     let archive = scratch.join("out.cpio.gz");
     ok(["pack", s(&list), "-o", s(&archive)]);
-    if !have("cpio") || !have("bsdtar") {
+    if !have_all(&["cpio", "bsdtar", "gzip"]) {
         return;
     }
     let raw = scratch.join("out.cpio");
@@ -114,7 +116,7 @@ fn tar_is_read_back_exactly_by_gnu_tar_and_bsdtar() {
     let list = fixture(&scratch, false);
     let archive = scratch.join("out.tar");
     ok(["pack", s(&list), "-o", s(&archive)]);
-    if !have("tar") || !have("bsdtar") {
+    if !have_all(&["tar", "bsdtar"]) {
         return;
     }
     let listing = tool("tar", &["--numeric-owner", "-tvf", s(&archive)], None);
