@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a scratch directory, running kiln (as an
 //! unprivileged user when the tests run as root), the skip-unless-CI rule for host tools and
-//! the one gate for network tests.
+//! the one gate for network tests, and the lock that runs QEMU boots one at a time.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
@@ -282,4 +283,12 @@ pub fn shared_cache() -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     dir
+}
+
+/// Held by every test that boots QEMU, for the whole test: TCG on 2 CPUs gains nothing from
+/// parallel boots and risks their timeouts. A test that fails holding it poisons it; the
+/// next one takes it all the same, so one failure does not fail the boots after it.
+pub fn one_boot_at_a_time() -> MutexGuard<'static, ()> {
+    static BOOTS: Mutex<()> = Mutex::new(());
+    BOOTS.lock().unwrap_or_else(PoisonError::into_inner)
 }
