@@ -404,7 +404,7 @@ fn boot_with_finish(
     finish: &str,
 ) -> Option<Boot> {
     if !is_root() {
-        if std::env::var_os("CI").is_some() {
+        if crate::util::under_ci() {
             panic!("namespace boot tests need root under CI");
         }
         crate::util::skip("namespace boot needs root (for unshare)");

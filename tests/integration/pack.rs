@@ -601,11 +601,31 @@ fn check_finds_every_loader_and_library_inside_the_archive() {
         "/lib/x86_64-linux-gnu/libc.so.6",
         "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
     ];
-    if !have("s6-svscan")
-        || fixtures
-            .iter()
-            .any(|path| !std::path::Path::new(path).exists())
-    {
+    // The fixtures are the host's own binaries: another arch has none of these paths, and
+    // its s6 would not be x86_64. That is a skip under CI too, said out loud.
+    if std::env::consts::ARCH != "x86_64" {
+        crate::util::skip(&format!(
+            "the fixtures are the host's x86_64 s6 and glibc, and this host is {}",
+            std::env::consts::ARCH
+        ));
+        return;
+    }
+    if !have("s6-svscan") {
+        return;
+    }
+    let missing: Vec<&str> = fixtures
+        .into_iter()
+        .filter(|path| !std::path::Path::new(path).exists())
+        .collect();
+    if !missing.is_empty() {
+        let why = format!(
+            "no {} here (Debian's s6, libskarnet2.13 and libc6 install them)",
+            missing.join(", ")
+        );
+        if crate::util::under_ci() {
+            panic!("{why}");
+        }
+        crate::util::skip(&why);
         return;
     }
     let scratch = Scratch::new("pack-check");

@@ -149,7 +149,9 @@ pub fn skip(why: &str) {
     eprintln!("skipping {test}: {why}");
 }
 
-fn under_ci() -> bool {
+/// True under CI, which installs every host tool and fixture the tests use: there a
+/// missing one is a failure, not a skip.
+pub fn under_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
 
