@@ -341,13 +341,23 @@ mod tests {
 
     #[test]
     fn zstd_and_xz_ignore_thread_count() {
-        let data = sample(3 * GZIP_CHUNK);
-        for compression in [Compression::Zstd, Compression::Xz] {
-            let one = compress(&data, compression, 1);
-            let three = compress(&data, compression, 3);
+        let text = sample(3 * GZIP_CHUNK);
+        // Two xz blocks and a bit, so three threads each get a block: 4 KiB of the text
+        // repeated, which preset 6 compresses quickly (16 MiB of the full text takes 25 s).
+        let len = 2 * XZ_BLOCK as usize + 17;
+        let mut blocks = sample(4096).repeat(len / 4096 + 1);
+        blocks.truncate(len);
+        for (compression, data) in [
+            (Compression::Zstd, &text),
+            (Compression::Zstd, &blocks),
+            (Compression::Xz, &blocks),
+        ] {
+            let one = compress(data, compression, 1);
+            let three = compress(data, compression, 3);
             assert!(
                 one == three,
-                "{compression:?} output differs by thread count"
+                "{compression:?} output differs by thread count at len {}",
+                data.len()
             );
         }
     }

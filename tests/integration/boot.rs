@@ -1,31 +1,39 @@
 //! `kiln boot` (issue 5): every shipped board and kiln's probe boards boot on QEMU, and the
-//! probe proves inside the guest what the s6 init did. One test runs the boots one after
-//! another: TCG on 2 CPUs gains nothing from parallel boots (measured in qemu-boot.md).
+//! probe proves inside the guest what the s6 init did. Each boot is its own test, so one
+//! failure hides no other and any boot reruns alone
+//! (`cargo test --test integration -- --exact boot::probe_armv7_reboots`); they take
+//! `util::one_boot_at_a_time` in turn: TCG on 2 CPUs gains nothing from parallel boots
+//! (measured in qemu-boot.md).
 
+use std::path::Path;
 use std::process::Command;
+use std::sync::MutexGuard;
 
-use crate::util::{Scratch, have, s, stderr, stdout};
+use crate::util::{Scratch, s, stderr, stdout};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn enabled() -> bool {
-    let qemu = [
-        "qemu-system-x86_64",
-        "qemu-system-aarch64",
-        "qemu-system-arm",
-    ]
-    .iter()
-    .all(|program| have(program));
-    if !qemu || !have("apt-get") {
-        return false;
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!(
-            "skipping: boot tests download kernels; set KILN_NETWORK_TESTS=1 (always on under CI)"
-        );
-        return false;
-    }
-    true
+/// The network gate and the host tools, then the boot lock, held until the test ends;
+/// `None` when the test skips.
+fn start() -> Option<MutexGuard<'static, ()>> {
+    let open = crate::util::network_tests_with(
+        "boot tests download kernels and packages (~200 MB) and boot QEMU",
+        &[
+            "apt-get",
+            "qemu-system-x86_64",
+            "qemu-system-aarch64",
+            "qemu-system-arm",
+        ],
+    );
+    open.then(crate::util::one_boot_at_a_time)
+}
+
+fn probe_board(arch: &str) -> String {
+    format!("{ROOT}/tests/data/boards/probe-{arch}.toml")
+}
+
+fn shipped_board(name: &str) -> String {
+    format!("{ROOT}/board-configs/{name}.toml")
 }
 
 struct Boot {
@@ -35,7 +43,7 @@ struct Boot {
 }
 
 /// `kiln boot` in `dir` (so out/ lands there), with the shared package cache.
-fn boot(dir: &std::path::Path, args: &[&str]) -> Boot {
+fn boot(dir: &Path, args: &[&str]) -> Boot {
     let cache = crate::util::shared_cache();
     let output = crate::util::kiln()
         .current_dir(dir)
@@ -66,176 +74,264 @@ fn probe_lines(console: &str) -> Vec<String> {
         .collect()
 }
 
+/// A probe board boots, the probe reports what the init did, and the VM powers off.
+fn probe_powers_off(arch: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-probe-{arch}"));
+    let board = probe_board(arch);
+    let result = boot(
+        &scratch.path,
+        &[&board, "--expect", "PROBE done", "--timeout", "180"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{arch}: {}\n{}",
+        result.report,
+        result.console
+    );
+    let tty = if arch == "x86_64" { "ttyS0" } else { "ttyAMA0" };
+    let getty_tty = format!("PROBE getty-tty=/dev/{tty}");
+    let expected = vec![
+        "PROBE pid1=s6-svscan",
+        "PROBE pid1-cmdline=s6-svscan -X3 -t0 ",
+        "PROBE pid1-cwd=/run/service",
+        "PROBE run-fs=tmpfs",
+        "PROBE fifo=prw------- 0:0",
+        "PROBE logger=70:70 groups=0 stdin=/run/service/s6-svscan-log/fifo",
+        "PROBE stage2-umask=0027",
+        "PROBE stage2-path=/usr/local/sbin:/usr/lib/execline/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "PROBE stage2-env=[a b =c ]",
+        "PROBE stage2-proc=absent",
+        "PROBE stage2-in-log=0",
+        "PROBE log-stamp=tai64n",
+        "PROBE added-service-ms=N",
+        "PROBE restarted=yes",
+        "PROBE getty=true",
+        getty_tty.as_str(),
+        "PROBE root-fs=rootfs",
+        "PROBE done action=poweroff",
+    ];
+    assert_eq!(
+        probe_lines(&result.console),
+        expected,
+        "{arch}:\n{}",
+        result.console
+    );
+    let order = [
+        "rc.init: stage 2 done",
+        "PROBE done",
+        "rc.shutdown: poweroff",
+        "reboot: Power down",
+    ];
+    let mut at = 0;
+    for marker in order {
+        let found = result.console[at..].find(marker);
+        assert!(
+            found.is_some(),
+            "{arch}: {marker:?} missing or out of order:\n{}",
+            result.console
+        );
+        at += found.unwrap();
+    }
+    let latency = result
+        .console
+        .lines()
+        .find_map(|line| line.strip_prefix("PROBE added-service-ms="))
+        .unwrap();
+    eprintln!(
+        "{arch}: added service up in {latency} ms\n{}",
+        result.report
+    );
+}
+
 #[test]
-fn boards_boot_and_the_probe_proves_the_init() {
-    if !enabled() {
-        return;
-    }
-    let scratch = Scratch::new("boot");
-    let mut timings = Vec::new();
+fn probe_aarch64_powers_off() {
+    probe_powers_off("aarch64");
+}
 
-    for arch in ["aarch64", "armv7", "x86_64"] {
-        let board = format!("{ROOT}/tests/data/boards/probe-{arch}.toml");
-        let result = boot(
-            &scratch.path,
-            &[&board, "--expect", "PROBE done", "--timeout", "180"],
-        );
-        assert_eq!(
-            result.code,
-            Some(0),
-            "{arch}: {}\n{}",
-            result.report,
-            result.console
-        );
-        let tty = if arch == "x86_64" { "ttyS0" } else { "ttyAMA0" };
-        let getty_tty = format!("PROBE getty-tty=/dev/{tty}");
-        let expected = vec![
-            "PROBE pid1=s6-svscan",
-            "PROBE pid1-cmdline=s6-svscan -X3 -t0 ",
-            "PROBE pid1-cwd=/run/service",
-            "PROBE run-fs=tmpfs",
-            "PROBE fifo=prw------- 0:0",
-            "PROBE logger=70:70 groups=0 stdin=/run/service/s6-svscan-log/fifo",
-            "PROBE stage2-umask=0027",
-            "PROBE stage2-path=/usr/local/sbin:/usr/lib/execline/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "PROBE stage2-env=[a b =c ]",
-            "PROBE stage2-proc=absent",
-            "PROBE stage2-in-log=0",
-            "PROBE log-stamp=tai64n",
-            "PROBE added-service-ms=N",
-            "PROBE restarted=yes",
-            "PROBE getty=true",
-            getty_tty.as_str(),
-            "PROBE root-fs=rootfs",
-            "PROBE done action=poweroff",
-        ];
-        assert_eq!(
-            probe_lines(&result.console),
-            expected,
-            "{arch}:\n{}",
-            result.console
-        );
-        let order = [
-            "rc.init: stage 2 done",
-            "PROBE done",
-            "rc.shutdown: poweroff",
-            "reboot: Power down",
-        ];
-        let mut at = 0;
-        for marker in order {
-            let found = result.console[at..].find(marker);
-            assert!(
-                found.is_some(),
-                "{arch}: {marker:?} missing or out of order:\n{}",
-                result.console
-            );
-            at += found.unwrap();
-        }
-        let latency = result
-            .console
-            .lines()
-            .find_map(|line| line.strip_prefix("PROBE added-service-ms="))
-            .unwrap()
-            .to_string();
-        timings.push(format!(
-            "{arch}: added service up in {latency} ms\n{}",
-            result.report
-        ));
-    }
+#[test]
+fn probe_armv7_powers_off() {
+    probe_powers_off("armv7");
+}
 
-    // Each shutdown path on each arch, its own boot: the helper scripts and SIGINT (what
-    // ctrl-alt-del sends once rc.init made it soft). With -no-reboot, a reboot ends QEMU.
-    for arch in ["aarch64", "armv7", "x86_64"] {
-        let board = format!("{ROOT}/tests/data/boards/probe-{arch}.toml");
-        for (action, stage3, ending) in [
-            ("reboot", "rc.shutdown: reboot", "reboot: Restarting system"),
-            ("halt", "rc.shutdown: halt", "reboot: System halted"),
-            ("sigint", "rc.shutdown: reboot", "reboot: Restarting system"),
-        ] {
-            let append = format!("KILN_PROBE_ACTION={action}");
-            let result = boot(
-                &scratch.path,
-                &[
-                    &board,
-                    "--append",
-                    &append,
-                    "--expect",
-                    "PROBE done",
-                    "--expect",
-                    stage3,
-                    "--timeout",
-                    "180",
-                ],
-            );
-            assert_eq!(
-                result.code,
-                Some(0),
-                "{arch} {action}: {}\n{}",
-                result.report,
-                result.console
-            );
-            assert!(
-                result.console.contains(ending),
-                "{arch} {action}: no {ending:?}:\n{}",
-                result.console
-            );
-            assert!(
-                !result.console.contains("Attempted to kill init"),
-                "{arch} {action}"
-            );
-        }
-    }
+#[test]
+fn probe_x86_64_powers_off() {
+    probe_powers_off("x86_64");
+}
 
-    // Faults survived, on aarch64: a service crashing in a loop keeps being restarted
-    // while the rest runs on; a stage 2 that exits non-zero or hangs leaves supervision
-    // running, and a hung stage 2 does not stop a SIGINT shutdown.
-    let board = format!("{ROOT}/tests/data/boards/probe-aarch64.toml");
-    for (append, markers) in [
-        (
-            "KILN_CRASHER=1",
-            vec![
-                "PROBE crasher=restarting pid1=s6-svscan",
-                "PROBE done",
-                "rc.shutdown: poweroff",
-            ],
-        ),
-        (
-            "KILN_STAGE2_FAULT=exit",
-            vec![
-                "stage2: failing on purpose",
-                "PROBE done",
-                "rc.shutdown: poweroff",
-            ],
-        ),
-        (
-            "KILN_STAGE2_FAULT=hang KILN_PROBE_ACTION=sigint",
-            vec![
-                "stage2: hanging on purpose",
-                "PROBE done",
-                "rc.shutdown: reboot",
-            ],
-        ),
-    ] {
-        let mut args = vec![board.as_str(), "--append", append, "--timeout", "180"];
-        for marker in &markers {
-            args.extend(["--expect", marker]);
-        }
-        let result = boot(&scratch.path, &args);
-        assert_eq!(
-            result.code,
-            Some(0),
-            "{append}: {}\n{}",
-            result.report,
-            result.console
-        );
-    }
-
-    // The checker can fail: a marker that never appears ends in a timeout, exit 1, and no
-    // QEMU left behind.
+/// Each shutdown path on each arch, its own boot: the helper scripts and SIGINT (what
+/// ctrl-alt-del sends once rc.init made it soft). With -no-reboot, a reboot ends QEMU.
+fn probe_shuts_down(arch: &str, action: &str) {
+    let (stage3, ending) = match action {
+        "reboot" | "sigint" => ("rc.shutdown: reboot", "reboot: Restarting system"),
+        "halt" => ("rc.shutdown: halt", "reboot: System halted"),
+        other => panic!("no shutdown path {other:?}"),
+    };
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-{action}-{arch}"));
+    let board = probe_board(arch);
+    let append = format!("KILN_PROBE_ACTION={action}");
     let result = boot(
         &scratch.path,
         &[
-            &format!("{ROOT}/board-configs/qemu-aarch64.toml"),
+            &board,
+            "--append",
+            &append,
+            "--expect",
+            "PROBE done",
+            "--expect",
+            stage3,
+            "--timeout",
+            "180",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{arch} {action}: {}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(
+        result.console.contains(ending),
+        "{arch} {action}: no {ending:?}:\n{}",
+        result.console
+    );
+    assert!(
+        !result.console.contains("Attempted to kill init"),
+        "{arch} {action}"
+    );
+}
+
+#[test]
+fn probe_aarch64_reboots() {
+    probe_shuts_down("aarch64", "reboot");
+}
+
+#[test]
+fn probe_aarch64_halts() {
+    probe_shuts_down("aarch64", "halt");
+}
+
+#[test]
+fn probe_aarch64_sigint_reboots() {
+    probe_shuts_down("aarch64", "sigint");
+}
+
+#[test]
+fn probe_armv7_reboots() {
+    probe_shuts_down("armv7", "reboot");
+}
+
+#[test]
+fn probe_armv7_halts() {
+    probe_shuts_down("armv7", "halt");
+}
+
+#[test]
+fn probe_armv7_sigint_reboots() {
+    probe_shuts_down("armv7", "sigint");
+}
+
+#[test]
+fn probe_x86_64_reboots() {
+    probe_shuts_down("x86_64", "reboot");
+}
+
+#[test]
+fn probe_x86_64_halts() {
+    probe_shuts_down("x86_64", "halt");
+}
+
+#[test]
+fn probe_x86_64_sigint_reboots() {
+    probe_shuts_down("x86_64", "sigint");
+}
+
+/// A fault survived, on aarch64: the boot with `append` passes once every marker showed.
+fn probe_aarch64_survives(append: &str, markers: &[&str]) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-fault");
+    let board = probe_board("aarch64");
+    let mut args = vec![board.as_str(), "--append", append, "--timeout", "180"];
+    for marker in markers {
+        args.extend(["--expect", marker]);
+    }
+    let result = boot(&scratch.path, &args);
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{append}: {}\n{}",
+        result.report,
+        result.console
+    );
+}
+
+/// A service crashing in a loop keeps being restarted while the rest runs on.
+#[test]
+fn probe_aarch64_restarts_a_crashing_service() {
+    probe_aarch64_survives(
+        "KILN_CRASHER=1",
+        &[
+            "PROBE crasher=restarting pid1=s6-svscan",
+            "PROBE done",
+            "rc.shutdown: poweroff",
+        ],
+    );
+}
+
+/// A stage 2 that exits non-zero leaves supervision running.
+#[test]
+fn probe_aarch64_survives_a_failing_stage2() {
+    probe_aarch64_survives(
+        "KILN_STAGE2_FAULT=exit",
+        &[
+            "stage2: failing on purpose",
+            "PROBE done",
+            "rc.shutdown: poweroff",
+        ],
+    );
+}
+
+/// A stage 2 that hangs leaves supervision running and does not stop a SIGINT shutdown.
+#[test]
+fn probe_aarch64_sigint_ends_a_hung_stage2() {
+    probe_aarch64_survives(
+        "KILN_STAGE2_FAULT=hang KILN_PROBE_ACTION=sigint",
+        &[
+            "stage2: hanging on purpose",
+            "PROBE done",
+            "rc.shutdown: reboot",
+        ],
+    );
+}
+
+/// The processes matching `pattern` whose working directory is `dir`: QEMU left behind by
+/// a boot there (and not someone else's QEMU on the same machine).
+fn processes_in(dir: &Path, pattern: &str) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap();
+    let found = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    stdout(&found)
+        .lines()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .map(String::from)
+        .collect()
+}
+
+/// The checker can fail: a marker that never appears ends in a timeout, exit 1, and no
+/// QEMU left behind.
+#[test]
+fn never_appearing_marker_times_out() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-timeout");
+    let result = boot(
+        &scratch.path,
+        &[
+            &shipped_board("qemu-aarch64"),
             "--expect",
             "this never appears",
             "--timeout",
@@ -255,17 +351,15 @@ fn boards_boot_and_the_probe_proves_the_init() {
         "{}",
         result.report
     );
-    let left = Command::new("pgrep")
-        .args(["-f", "qemu-system-aarch64 -M virt"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "QEMU left running: {}",
-        stdout(&left)
-    );
+    let left = processes_in(&scratch.path, "qemu-system-aarch64 -M virt");
+    assert!(left.is_empty(), "QEMU left running: pids {left:?}");
+}
 
-    // An image without /init: a kernel panic, reported with the console tail.
+/// An image without /init: a kernel panic, reported with the console tail.
+#[test]
+fn image_without_init_is_a_kernel_panic() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-panic");
     let list = scratch.write(
         "empty.list",
         "dir /dev 0755 0 0\nnod /dev/console 0600 0 0 c 5 1\n",
@@ -275,7 +369,7 @@ fn boards_boot_and_the_probe_proves_the_init() {
     let result = boot(
         &scratch.path,
         &[
-            &format!("{ROOT}/board-configs/qemu-aarch64.toml"),
+            &shipped_board("qemu-aarch64"),
             "--image",
             s(&image),
             "--timeout",
@@ -289,17 +383,17 @@ fn boards_boot_and_the_probe_proves_the_init() {
         result.report
     );
     assert!(result.report.contains("  | "), "{}", result.report);
+}
 
-    // kiln's own test mode on a shipped board: the probe is added to a copy of the image
-    // and the host checks its reports against the board's options.
+/// kiln's own test mode on a shipped board: the probe is added to a copy of the image and
+/// the host checks its reports against the board's options.
+#[test]
+fn qemu_armv7_check_passes() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-check-armv7");
     let result = boot(
         &scratch.path,
-        &[
-            &format!("{ROOT}/board-configs/qemu-armv7.toml"),
-            "--check",
-            "--timeout",
-            "180",
-        ],
+        &[&shipped_board("qemu-armv7"), "--check", "--timeout", "180"],
     );
     assert_eq!(
         result.code,
@@ -320,12 +414,18 @@ fn boards_boot_and_the_probe_proves_the_init() {
         );
     }
     assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
-    // Ctrl-alt-del pressed on x86_64's keyboard through the QEMU monitor: made soft by
-    // rc.init, it reaches pid 1 as SIGINT and ends in a reboot.
+}
+
+/// Ctrl-alt-del pressed on x86_64's keyboard through the QEMU monitor: made soft by
+/// rc.init, it reaches pid 1 as SIGINT and ends in a reboot.
+#[test]
+fn qemu_x86_64_ctrl_alt_del_reboots() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-ctrl-alt-del");
     let result = boot(
         &scratch.path,
         &[
-            &format!("{ROOT}/board-configs/qemu-x86_64.toml"),
+            &shipped_board("qemu-x86_64"),
             "--check",
             "--action",
             "ctrl-alt-del",
@@ -355,8 +455,13 @@ fn boards_boot_and_the_probe_proves_the_init() {
         "{}",
         result.console
     );
+}
 
-    // -r and ISO 8601 timestamps, proven inside the guest.
+/// -r and ISO 8601 timestamps, proven inside the guest.
+#[test]
+fn stage2_output_in_the_log_with_iso_stamps() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-r");
     let result = boot(
         &scratch.path,
         &[
@@ -387,110 +492,137 @@ fn boards_boot_and_the_probe_proves_the_init() {
         "{}",
         result.console
     );
+}
 
-    // The real-board machines boot the same userland with their own device trees.
-    // raspberrypi3-64 powers off through bcm2835_wdt, a module kiln put in the image from
-    // the kernel package's .modinfo closure and rc.init loaded; orangepi-pc gets PSCI from
-    // QEMU. Both are checked through power-off.
-    for (board, evidence) in [
-        ("raspberrypi3-64", "bcm2835-wdt"),
-        ("orangepi-pc", "PROBE done"),
-    ] {
-        let result = boot(
-            &scratch.path,
-            &[
-                &format!("{ROOT}/board-configs/{board}.toml"),
-                "--check",
-                "--timeout",
-                "300",
-            ],
-        );
-        assert_eq!(
-            result.code,
-            Some(0),
-            "{board} --check: {}\n{}",
-            result.report,
+/// A real-board machine boots the same userland with its own device tree, checked through
+/// power-off; `evidence` shows how it got there.
+fn board_check_powers_off(board: &str, evidence: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-check-{board}"));
+    let result = boot(
+        &scratch.path,
+        &[&shipped_board(board), "--check", "--timeout", "300"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{board} --check: {}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+    for wanted in [evidence, "reboot: Power down"] {
+        assert!(
+            result.console.contains(wanted),
+            "{board}: no {wanted:?}:\n{}",
             result.console
         );
-        assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
-        for wanted in [evidence, "reboot: Power down"] {
-            assert!(
-                result.console.contains(wanted),
-                "{board}: no {wanted:?}:\n{}",
-                result.console
-            );
-        }
     }
-    for board in ["raspberrypi3-64", "orangepi-pc"] {
-        let result = boot(
-            &scratch.path,
-            &[
-                &format!("{ROOT}/board-configs/{board}.toml"),
-                "--timeout",
-                "240",
-            ],
-        );
-        assert_eq!(
-            result.code,
-            Some(0),
-            "{board}: {}\n{}",
-            result.report,
-            result.console
-        );
-        assert!(result.console.contains("s6-linux-init: stage 1"), "{board}");
-        timings.push(format!("{board}:\n{}", result.report));
-    }
+}
 
-    // Card and disk images (issue 6): the Pi's and the Orange Pi's SD cards (aarch64 and
-    // armv7: a 32-bit userland cannot stat a time past 2038, so bad inode times show) and
-    // the x86_64 disk as virtio, each built with the probe: kiln's stage 0 loads the storage modules, finds
-    // the root by label and switch_roots; the probe then sees / on the ext4 partition with
-    // its own nodes and owners as built, and the VM powers itself off.
-    for (board, device) in [
-        ("raspberrypi3-64", "/dev/mmcblk0p2"),
-        ("orangepi-pc", "/dev/mmcblk0p2"),
-        ("qemu-x86_64", "/dev/vda2"),
+/// raspberrypi3-64 powers off through bcm2835_wdt, a module kiln put in the image from the
+/// kernel package's .modinfo closure and rc.init loaded.
+#[test]
+fn raspberrypi3_64_check_powers_off_through_its_watchdog() {
+    board_check_powers_off("raspberrypi3-64", "bcm2835-wdt");
+}
+
+/// orangepi-pc gets PSCI from QEMU.
+#[test]
+fn orangepi_pc_check_powers_off() {
+    board_check_powers_off("orangepi-pc", "PROBE done");
+}
+
+/// A real board's own image, without the probe, reaches the end of stage 2.
+fn board_boots(board: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-{board}"));
+    let result = boot(&scratch.path, &[&shipped_board(board), "--timeout", "240"]);
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{board}: {}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(result.console.contains("s6-linux-init: stage 1"), "{board}");
+    eprintln!("{board}:\n{}", result.report);
+}
+
+#[test]
+fn raspberrypi3_64_boots() {
+    board_boots("raspberrypi3-64");
+}
+
+#[test]
+fn orangepi_pc_boots() {
+    board_boots("orangepi-pc");
+}
+
+/// Card and disk images (issue 6), each built with the probe: kiln's stage 0 loads the
+/// storage modules, finds the root by label on `device` and switch_roots; the probe then
+/// sees / on the ext4 partition with its own nodes and owners as built, and the VM powers
+/// itself off.
+fn card_boots(board: &str, device: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-card-{board}"));
+    let result = boot(
+        &scratch.path,
+        &[
+            &shipped_board(board),
+            "--disk",
+            "--check",
+            "--timeout",
+            "240",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{board} --disk --check: {}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
+    for row in [
+        "root-fs          ext4",
+        "root-label       rootfs",
+        "root-console     c 0:0 5,1",
+        "root-fifo        prw------- 0:0",
+        "root-logs        drwx--S--- 70:70",
     ] {
-        let result = boot(
-            &scratch.path,
-            &[
-                &format!("{ROOT}/board-configs/{board}.toml"),
-                "--disk",
-                "--check",
-                "--timeout",
-                "240",
-            ],
+        assert!(
+            result.report.contains(row),
+            "{board}: no {row:?} in\n{}",
+            result.report
         );
-        assert_eq!(
-            result.code,
-            Some(0),
-            "{board} --disk --check: {}\n{}",
-            result.report,
+    }
+    let handover = format!("kiln stage 0: root LABEL=rootfs is {device} (ext4, rw)");
+    for wanted in [handover.as_str(), "reboot: Power down"] {
+        assert!(
+            result.console.contains(wanted),
+            "{board}: no {wanted:?}:\n{}",
             result.console
         );
-        assert!(!result.report.contains("<-- FAILED"), "{}", result.report);
-        for row in [
-            "root-fs          ext4",
-            "root-label       rootfs",
-            "root-console     c 0:0 5,1",
-            "root-fifo        prw------- 0:0",
-            "root-logs        drwx--S--- 70:70",
-        ] {
-            assert!(
-                result.report.contains(row),
-                "{board}: no {row:?} in\n{}",
-                result.report
-            );
-        }
-        let handover = format!("kiln stage 0: root LABEL=rootfs is {device} (ext4, rw)");
-        for wanted in [handover.as_str(), "reboot: Power down"] {
-            assert!(
-                result.console.contains(wanted),
-                "{board}: no {wanted:?}:\n{}",
-                result.console
-            );
-        }
-        timings.push(format!("{board} (card/disk):\n{}", result.report));
     }
-    eprintln!("{}", timings.join("\n"));
+    eprintln!("{board} (card/disk):\n{}", result.report);
+}
+
+/// The Pi's SD card, aarch64.
+#[test]
+fn raspberrypi3_64_card_boots() {
+    card_boots("raspberrypi3-64", "/dev/mmcblk0p2");
+}
+
+/// The Orange Pi's SD card, armv7: a 32-bit userland cannot stat a time past 2038, so bad
+/// inode times show.
+#[test]
+fn orangepi_pc_card_boots() {
+    card_boots("orangepi-pc", "/dev/mmcblk0p2");
+}
+
+/// The x86_64 disk, as virtio.
+#[test]
+fn qemu_x86_64_disk_boots() {
+    card_boots("qemu-x86_64", "/dev/vda2");
 }

@@ -41,7 +41,7 @@ fn flash_refuses_the_running_systems_disk() {
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .filter(|dev| dev.starts_with("/dev/") && std::path::Path::new(dev).exists())
     else {
-        eprintln!("skipping: the root filesystem is not on a block device here");
+        crate::util::skip("the root filesystem is not on a block device here");
         return;
     };
     // Unprivileged (see util::kiln): even a broken check could not write the disk.
@@ -57,7 +57,7 @@ fn flash_refuses_the_running_systems_disk() {
 #[test]
 fn flash_to_a_loop_device_checks_size_and_removability() {
     if !is_root() {
-        eprintln!("skipping: making a loop device needs root");
+        crate::util::skip("making a loop device needs root");
         return;
     }
     let scratch = Scratch::new("flash-loop");
@@ -74,7 +74,7 @@ fn flash_to_a_loop_device_checks_size_and_removability() {
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
     else {
-        eprintln!("skipping: no loop device could be made here");
+        crate::util::skip("no loop device could be made here");
         return;
     };
     let detach = || {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Scratch, have, s, stderr};
+use crate::util::{Scratch, s, stderr};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -257,185 +257,205 @@ contents = "root"
 }
 
 fn enabled() -> bool {
-    for tool in [
-        "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "mcopy",
-    ] {
-        if !have(tool) {
-            return false;
-        }
-    }
-    if std::env::var_os("CI").is_none() && std::env::var_os("KILN_NETWORK_TESTS").is_none() {
-        eprintln!("skipping: image tests download packages; set KILN_NETWORK_TESTS=1");
-        return false;
-    }
-    true
+    crate::util::network_tests_with(
+        "image tests download packages",
+        &[
+            "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "fsck.fat", "mcopy", "mdir",
+        ],
+    )
 }
 
+/// What `image_reads_back_as_built` made and read: the first image, the boot partition's
+/// offset and the root partition's manifest.
+struct Checked {
+    image: PathBuf,
+    boot_start: u64,
+    ext4: String,
+}
+
+/// `kiln image BOARD` twice, unprivileged (see `util::kiln`), with the shared package cache:
+/// the two images are identical, hold two partitions, a clean FAT32 boot partition with the
+/// boot files and `boot_files`, and a clean ext4 root equal entry by entry to the board's tar
+/// rootfs, with the init's console, fifo and log directory as built.
+fn image_reads_back_as_built(scratch: &Scratch, board: &Path, boot_files: &[&str]) -> Checked {
+    let cache = crate::util::shared_cache();
+    let name = board.file_stem().unwrap().to_string_lossy().into_owned();
+    let kiln = |args: &[&str]| {
+        let output = crate::util::kiln()
+            .env("KILN_CACHE", &cache)
+            .current_dir(&scratch.path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        stderr(&output)
+    };
+    let images: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|round| scratch.join(&format!("{name}-{round}.img")))
+        .collect();
+    let mut report = String::new();
+    for image in &images {
+        report = kiln(&["image", s(board), "-o", s(image)]);
+    }
+    let seconds = report
+        .lines()
+        .find_map(|line| line.strip_prefix("kiln: image built in "))
+        .unwrap_or_else(|| panic!("{name}: no build time in\n{report}"));
+    eprintln!("{name}: image built in {seconds} (second, warm run)\n{report}");
+    let (first, second) = (
+        std::fs::read(&images[0]).unwrap(),
+        std::fs::read(&images[1]).unwrap(),
+    );
+    assert!(first == second, "{name}: two images differ");
+    let table = partitions(&images[0]);
+    assert_eq!(table.len(), 2, "{name}: {table:?}");
+    let (root_start, _) = table[1];
+    let fsck = Command::new("/usr/sbin/e2fsck")
+        .arg("-fn")
+        .arg(format!("{}?offset={root_start}", s(&images[0])))
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{name}: e2fsck: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        stderr(&fsck)
+    );
+
+    // The boot partition: a clean FAT32 with the boot files.
+    let (boot_start, boot_size) = table[0];
+    let fat = scratch.join("boot.fat");
+    std::fs::write(
+        &fat,
+        &first[boot_start as usize..(boot_start + boot_size) as usize],
+    )
+    .unwrap();
+    let check = Command::new("fsck.fat")
+        .arg("-n")
+        .arg(&fat)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{name}: fsck.fat: {}",
+        stderr(&check)
+    );
+    let listing = mdir(&images[0], boot_start, "::/");
+    for file in ["::/vmlinuz", "::/initrd.img", "::/cmdline.txt"]
+        .iter()
+        .chain(boot_files)
+    {
+        assert!(listing.contains(file), "{name}: no {file} in\n{listing}");
+    }
+
+    // The root partition equals the board's tar rootfs, entry by entry.
+    let tar_dir = scratch.join(&format!("{name}-tar"));
+    kiln(&["build", s(board), "--format", "tar", "-o", s(&tar_dir)]);
+    let expected = crate::util::ok(["ls", "--manifest", s(&tar_dir.join(format!("{name}.tar")))]);
+    let got = ext4_manifest(&images[0], root_start, scratch);
+    if got != expected {
+        let (want, have): (Vec<&str>, Vec<&str>) =
+            (expected.lines().collect(), got.lines().collect());
+        let missing: Vec<&&str> = want
+            .iter()
+            .filter(|line| !have.contains(line))
+            .take(10)
+            .collect();
+        let extra: Vec<&&str> = have
+            .iter()
+            .filter(|line| !want.contains(line))
+            .take(10)
+            .collect();
+        panic!(
+            "{name}: the ext4 differs from the tar rootfs\nonly in tar: {missing:#?}\nonly in ext4: {extra:#?}"
+        );
+    }
+    for line in [
+        "nod /dev/console 0600 0 0 c 5 1",
+        "pipe /etc/s6-linux-init/run-image/service/s6-svscan-log/fifo 0600 0 0",
+        "dir /etc/s6-linux-init/run-image/uncaught-logs 2700 70 70",
+    ] {
+        assert!(
+            got.lines().any(|have| have == line),
+            "{name}: no {line:?} in the ext4"
+        );
+    }
+    Checked {
+        image: images[0].clone(),
+        boot_start,
+        ext4: got,
+    }
+}
+
+/// mtools' bare listing of `dir` in the FAT at `offset` of `image`.
+fn mdir(image: &Path, offset: u64, dir: &str) -> String {
+    crate::util::tool(
+        "mdir",
+        &["-b", "-i", &format!("{}@@{offset}", s(image)), dir],
+        None,
+    )
+}
+
+/// The Pi's SD card, with its firmware config and device tree, is a power of two as QEMU's
+/// SD card must be.
 #[test]
-fn images_are_unprivileged_deterministic_and_read_back_as_built() {
+fn raspberrypi3_64_card_reads_back_as_built() {
     if !enabled() {
         return;
     }
-    let cache = crate::util::shared_cache();
-    let scratch = Scratch::new("image");
-    let test_board = test_board(&scratch);
-    let boards = [
-        PathBuf::from(format!("{ROOT}/board-configs/raspberrypi3-64.toml")),
-        PathBuf::from(format!("{ROOT}/board-configs/qemu-x86_64.toml")),
-        test_board,
-    ];
-    for board in &boards {
-        let name = board.file_stem().unwrap().to_string_lossy().into_owned();
-        let kiln = |args: &[&str]| {
-            let output = crate::util::kiln()
-                .env("KILN_CACHE", &cache)
-                .current_dir(&scratch.path)
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(output.status.success(), "{name}: {}", stderr(&output));
-            stderr(&output)
-        };
-        let images: Vec<PathBuf> = ["a", "b"]
-            .iter()
-            .map(|round| scratch.join(&format!("{name}-{round}.img")))
-            .collect();
-        let mut report = String::new();
-        for image in &images {
-            report = kiln(&["image", s(board), "-o", s(image)]);
-        }
-        let seconds = report
-            .lines()
-            .find_map(|line| line.strip_prefix("kiln: image built in "))
-            .unwrap_or_else(|| panic!("{name}: no build time in\n{report}"));
-        eprintln!("{name}: image built in {seconds} (second, warm run)\n{report}");
-        let (first, second) = (
-            std::fs::read(&images[0]).unwrap(),
-            std::fs::read(&images[1]).unwrap(),
-        );
-        assert!(first == second, "{name}: two images differ");
-        let table = partitions(&images[0]);
-        assert_eq!(table.len(), 2, "{name}: {table:?}");
-        if name == "raspberrypi3-64" {
-            assert!(
-                (first.len() as u64).is_power_of_two(),
-                "{name}: an SD card of {} bytes",
-                first.len()
-            );
-        }
-        let (root_start, _) = table[1];
-        let fsck = Command::new("/usr/sbin/e2fsck")
-            .arg("-fn")
-            .arg(format!("{}?offset={root_start}", s(&images[0])))
-            .output()
-            .unwrap();
-        assert!(
-            fsck.status.success(),
-            "{name}: e2fsck: {}{}",
-            String::from_utf8_lossy(&fsck.stdout),
-            stderr(&fsck)
-        );
+    let scratch = Scratch::new("image-rpi3");
+    let board = PathBuf::from(format!("{ROOT}/board-configs/raspberrypi3-64.toml"));
+    let checked = image_reads_back_as_built(
+        &scratch,
+        &board,
+        &["::/config.txt", "::/bcm2837-rpi-3-b.dtb"],
+    );
+    let size = std::fs::metadata(&checked.image).unwrap().len();
+    assert!(size.is_power_of_two(), "an SD card of {size} bytes");
+}
 
-        // The boot partition: a clean FAT32 with the boot files.
-        let (boot_start, boot_size) = table[0];
-        let fat = scratch.join("boot.fat");
-        std::fs::write(
-            &fat,
-            &first[boot_start as usize..(boot_start + boot_size) as usize],
-        )
-        .unwrap();
-        let check = Command::new("fsck.fat")
-            .arg("-n")
-            .arg(&fat)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{name}: fsck.fat: {}",
-            stderr(&check)
-        );
-        let listing = crate::util::tool(
-            "mdir",
-            &[
-                "-b",
-                "-i",
-                &format!("{}@@{boot_start}", s(&images[0])),
-                "::/",
-            ],
-            None,
-        );
-        let mut wanted = vec!["::/vmlinuz", "::/initrd.img", "::/cmdline.txt"];
-        if name == "raspberrypi3-64" {
-            wanted.extend(["::/config.txt", "::/bcm2837-rpi-3-b.dtb"]);
-        }
-        if name == "image-test" {
-            // From a package (PACKAGE:GLOB) and from a host directory with a subdirectory.
-            wanted.extend(["::/busybox", "::/fw.cfg", "::/overlays/"]);
-            let sub = crate::util::tool(
-                "mdir",
-                &[
-                    "-b",
-                    "-i",
-                    &format!("{}@@{boot_start}", s(&images[0])),
-                    "::/overlays",
-                ],
-                None,
-            );
-            assert!(sub.contains("::/overlays/a.dtbo"), "{sub}");
-        }
-        for file in wanted {
-            assert!(listing.contains(file), "{name}: no {file} in\n{listing}");
-        }
-
-        // The root partition equals the board's tar rootfs, entry by entry.
-        let tar_dir = scratch.join(&format!("{name}-tar"));
-        kiln(&["build", s(board), "--format", "tar", "-o", s(&tar_dir)]);
-        let expected =
-            crate::util::ok(["ls", "--manifest", s(&tar_dir.join(format!("{name}.tar")))]);
-        let got = ext4_manifest(&images[0], root_start, &scratch);
-        if got != expected {
-            let (want, have): (Vec<&str>, Vec<&str>) =
-                (expected.lines().collect(), got.lines().collect());
-            let missing: Vec<&&str> = want
-                .iter()
-                .filter(|line| !have.contains(line))
-                .take(10)
-                .collect();
-            let extra: Vec<&&str> = have
-                .iter()
-                .filter(|line| !want.contains(line))
-                .take(10)
-                .collect();
-            panic!(
-                "{name}: the ext4 differs from the tar rootfs\nonly in tar: {missing:#?}\nonly in ext4: {extra:#?}"
-            );
-        }
-        for line in [
-            "nod /dev/console 0600 0 0 c 5 1",
-            "pipe /etc/s6-linux-init/run-image/service/s6-svscan-log/fifo 0600 0 0",
-            "dir /etc/s6-linux-init/run-image/uncaught-logs 2700 70 70",
-        ] {
-            assert!(
-                got.lines().any(|have| have == line),
-                "{name}: no {line:?} in the ext4"
-            );
-        }
-        if name == "image-test" {
-            for line in [
-                "nod /dev/mmcblk0 0660 0 6 b 179 0",
-                "nod /dev/ttyS0 0660 0 20 c 4 64",
-                "dir /home/user 0700 1000 1000",
-                "link /srv/data-link 0644 0 0 /srv/data",
-            ] {
-                assert!(
-                    got.lines().any(|have| have == line),
-                    "{name}: no {line:?} in the ext4:\n{got}"
-                );
-            }
-            assert!(got.contains("file /usr/bin/suidtest 4755 0 0 "), "{got}");
-            assert!(got.contains("file /srv/with space 0644 0 0 "), "{got}");
-        }
+#[test]
+fn qemu_x86_64_disk_reads_back_as_built() {
+    if !enabled() {
+        return;
     }
+    let scratch = Scratch::new("image-x86_64");
+    let board = PathBuf::from(format!("{ROOT}/board-configs/qemu-x86_64.toml"));
+    image_reads_back_as_built(&scratch, &board, &[]);
+}
+
+/// `test_board`: boot files from a package glob and from a host directory with a
+/// subdirectory; hard links, devices with group owners, a setuid file, a user's home and a
+/// name with a space on the ext4 of a GPT disk.
+#[test]
+fn gpt_image_with_links_devices_and_owners_reads_back_as_built() {
+    if !enabled() {
+        return;
+    }
+    let scratch = Scratch::new("image-gpt");
+    let board = test_board(&scratch);
+    let checked = image_reads_back_as_built(
+        &scratch,
+        &board,
+        &["::/busybox", "::/fw.cfg", "::/overlays/"],
+    );
+    let sub = mdir(&checked.image, checked.boot_start, "::/overlays");
+    assert!(sub.contains("::/overlays/a.dtbo"), "{sub}");
+    let got = &checked.ext4;
+    for line in [
+        "nod /dev/mmcblk0 0660 0 6 b 179 0",
+        "nod /dev/ttyS0 0660 0 20 c 4 64",
+        "dir /home/user 0700 1000 1000",
+        "link /srv/data-link 0644 0 0 /srv/data",
+    ] {
+        assert!(
+            got.lines().any(|have| have == line),
+            "no {line:?} in the ext4:\n{got}"
+        );
+    }
+    assert!(got.contains("file /usr/bin/suidtest 4755 0 0 "), "{got}");
+    assert!(got.contains("file /srv/with space 0644 0 0 "), "{got}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: a scratch directory, running kiln (as an
-//! unprivileged user when the tests run as root), and the skip-unless-CI rule for tools.
+//! unprivileged user when the tests run as root), the skip-unless-CI rule for host tools and
+//! the one gate for network tests, and the lock that runs QEMU boots one at a time.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -7,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
@@ -139,19 +141,101 @@ where
     stdout(&output)
 }
 
-/// True if `tool` is on PATH. Under CI a missing tool is a failure, elsewhere a skip.
-pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required under CI (ci/install-packages installs it)");
-        }
-        eprintln!("skipping: {tool} not installed");
+/// Prints why the running test does nothing. libtest reports a test that returns early as
+/// "ok", so every skip says so on stderr (shown with `--nocapture`), under the test's name.
+pub fn skip(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    eprintln!("skipping {test}: {why}");
+}
+
+/// True under CI, which installs every host tool and fixture the tests use: there a
+/// missing one is a failure, not a skip.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// The one gate for tests that download packages or boot QEMU: they run under CI or with
+/// `KILN_NETWORK_TESTS` set; elsewhere they print `why` they would be slow and skip.
+pub fn network_tests(why: &str) -> bool {
+    if under_ci() || std::env::var_os("KILN_NETWORK_TESTS").is_some() {
+        return true;
     }
-    found
+    skip(&format!(
+        "{why}; set KILN_NETWORK_TESTS=1 (always on under CI)"
+    ));
+    false
+}
+
+/// `network_tests`, and then every host tool in `tools` (see `have_all`): with the gate
+/// open, a missing tool still fails under CI and skips elsewhere.
+pub fn network_tests_with(why: &str, tools: &[&str]) -> bool {
+    network_tests(why) && have_all(tools)
+}
+
+/// The Debian package of each host tool the tests run, for the message when it is missing.
+const PACKAGES: &[(&str, &str)] = &[
+    ("apt-get", "apt"),
+    ("bsdtar", "libarchive-tools"),
+    ("cpio", "cpio"),
+    ("debugfs", "e2fsprogs"),
+    ("e2fsck", "e2fsprogs"),
+    ("fsck.fat", "dosfstools"),
+    ("gzip", "gzip"),
+    ("mcopy", "mtools"),
+    ("mdir", "mtools"),
+    ("mkfs.fat", "dosfstools"),
+    ("qemu-system-aarch64", "qemu-system-arm"),
+    ("qemu-system-arm", "qemu-system-arm"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("s6-svscan", "s6"),
+    ("sfdisk", "fdisk"),
+    ("tar", "tar"),
+    ("unshare", "util-linux"),
+    ("/usr/lib/execline/bin/execlineb", "execline"),
+];
+
+fn debian_package(tool: &str) -> &'static str {
+    PACKAGES
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .map(|(_, package)| *package)
+        .unwrap_or_else(|| panic!("{tool}: add its Debian package to util::PACKAGES"))
+}
+
+/// True if `tool` is installed; see `have_all`.
+pub fn have(tool: &str) -> bool {
+    have_all(&[tool])
+}
+
+/// True if every tool is on PATH (or at the absolute path given). Under CI, which installs
+/// them all, a missing one fails the test naming its Debian package; elsewhere it is a
+/// printed skip.
+pub fn have_all(tools: &[&str]) -> bool {
+    let packages: Vec<&str> = tools.iter().map(|tool| debian_package(tool)).collect();
+    let (missing, packages): (Vec<&str>, Vec<&str>) = tools
+        .iter()
+        .zip(packages)
+        .filter(|(tool, _)| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|output| output.status.success())
+        })
+        .unzip();
+    if missing.is_empty() {
+        return true;
+    }
+    let (missing, packages) = (missing.join(", "), packages.join(" "));
+    if under_ci() {
+        panic!(
+            "{missing} not installed, which CI requires: apt-get install {packages} (ci/install-packages and ci/install-qemu install them)"
+        );
+    }
+    skip(&format!(
+        "{missing} not installed (apt-get install {packages})"
+    ));
+    false
 }
 
 /// Runs a host tool with a C locale and UTC, returning stdout with runs of blanks folded.
@@ -201,4 +285,12 @@ pub fn shared_cache() -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     dir
+}
+
+/// Held by every test that boots QEMU, for the whole test: TCG on 2 CPUs gains nothing from
+/// parallel boots and risks their timeouts. A test that fails holding it poisons it; the
+/// next one takes it all the same, so one failure does not fail the boots after it.
+pub fn one_boot_at_a_time() -> MutexGuard<'static, ()> {
+    static BOOTS: Mutex<()> = Mutex::new(());
+    BOOTS.lock().unwrap_or_else(PoisonError::into_inner)
 }
