@@ -5,6 +5,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::boot::Action;
@@ -194,4 +198,32 @@ impl BootArgs {
             check: self.check.then_some(self.action),
         }
     }
+}
+
+/// Parses the command line. Help and version go to stdout (exit 0); a usage error is
+/// printed like every error, `kiln: error: ...`, and is exit 100.
+pub fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
+    Cli::try_parse_from(args).map_err(|err| {
+        let text = err.render().to_string();
+        if !err.use_stderr() {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        let prefix = if text.starts_with("error:") {
+            "kiln: "
+        } else {
+            ""
+        };
+        eprint!("{prefix}{text}");
+        ExitCode::from(crate::error::EXIT_INPUT)
+    })
+}
+
+/// A command's output on stdout, flushed.
+pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .context("unable to write to stdout")
 }

@@ -110,17 +110,86 @@ fn device_and_partitions(device: &BlockDevice) -> Vec<(u32, u32)> {
     numbers
 }
 
-/// Writes `image` to `target` after the safety checks; returns bytes written.
+/// The image to write: an open regular file or block device, and its length.
+struct Image {
+    file: File,
+    len: u64,
+    /// (device, inode), to refuse writing an image onto itself.
+    id: (u64, u64),
+}
+
+/// Opens the image; anything but a regular file or a block device of known size is
+/// refused (a directory, `/dev/zero`, a fifo would never end or never start).
+fn open_image(image: &Path) -> Result<Image> {
+    let shown = image.display().to_string();
+    let refuse = |why: String| Refused {
+        target: shown.clone(),
+        why,
+    };
+    let mut file = match File::open(image) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(crate::error::input(format!("{shown}: no such image file")));
+        }
+        Err(err) => return Err(err).with_context(|| format!("unable to open {shown}")),
+    };
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("unable to stat {shown}"))?;
+    let kind = metadata.file_type();
+    let len = if kind.is_file() {
+        metadata.len()
+    } else if kind.is_block_device() {
+        let len = file
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("unable to size {shown}"))?;
+        file.seek(SeekFrom::Start(0))
+            .with_context(|| format!("unable to rewind {shown}"))?;
+        len
+    } else {
+        return Err(refuse(
+            "the image must be a regular file or a block device (note: give the .img that kiln image wrote)"
+                .to_string(),
+        )
+        .into());
+    };
+    if len == 0 {
+        return Err(refuse("the image is empty".to_string()).into());
+    }
+    Ok(Image {
+        file,
+        len,
+        id: (metadata.dev(), metadata.ino()),
+    })
+}
+
+/// Writes `image` to `target` after the safety checks; returns bytes written. The
+/// target is opened for writing only after every check has passed.
 pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
-    let image_len = fs::metadata(image)
-        .with_context(|| format!("unable to read {}", image.display()))?
-        .len();
+    let source = open_image(image)?;
+    let image_len = source.len;
     let target_name = target.display().to_string();
     let refuse = |why: String| Refused {
         target: target_name.clone(),
         why,
     };
-    let device = if target.exists() {
+    let existing = match fs::metadata(target) {
+        Ok(metadata) => Some(metadata),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err).with_context(|| format!("unable to stat {target_name}")),
+    };
+    if let Some(metadata) = &existing {
+        if (metadata.dev(), metadata.ino()) == source.id {
+            return Err(refuse(format!("it is the image {} itself", image.display())).into());
+        }
+        let kind = metadata.file_type();
+        if !kind.is_file() && !kind.is_block_device() {
+            return Err(
+                refuse("it is neither a block device nor a regular file".to_string()).into(),
+            );
+        }
+    }
+    let device = if existing.is_some() {
         block_device(target)?
     } else {
         None
@@ -179,8 +248,7 @@ pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
         }
     }
 
-    let mut source =
-        File::open(image).with_context(|| format!("unable to open {}", image.display()))?;
+    let mut source = Read::take(source.file, image_len);
     let mut out = OpenOptions::new()
         .write(true)
         .create(device.is_none())

@@ -25,19 +25,18 @@ mod source;
 mod tree;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::Parser;
+use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::Board;
 use crate::error::Verdict;
 
 /// Every module with typed errors says which of them are input.
-const CLASSIFIERS: [error::Classifier; 6] = [
+const CLASSIFIERS: [error::Classifier; 7] = [
+    host::temp::classify,
     tree::classify,
     config::classify,
     source::classify,
@@ -47,6 +46,11 @@ const CLASSIFIERS: [error::Classifier; 6] = [
 ];
 
 fn main() -> ExitCode {
+    // Interrupted: no temporary file is left behind; exit as a shell reports a signal.
+    host::signals::watch(|signal| {
+        host::temp::remove_all();
+        std::process::exit(128 + signal);
+    });
     let args: Vec<OsString> = std::env::args_os().collect();
     let program = args
         .first()
@@ -57,18 +61,9 @@ fn main() -> ExitCode {
     if program == "s6-linux-init-maker" {
         return ExitCode::from(init::cli::main(&program, &program, &args[1..]));
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match cli::parse(&args) {
         Ok(cli) => cli,
-        Err(err) => {
-            let code = if err.use_stderr() {
-                error::EXIT_INPUT
-            } else {
-                0
-            };
-            // Nothing sensible is left to do if the terminal is gone.
-            let _ = err.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     match run(cli) {
         Ok(code) => code,
@@ -96,11 +91,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             archive,
         } => {
             let input = listing::read(&archive)?;
-            write_stdout(listing::render(&input.tree, list, manifest, &archive)?.as_bytes())?;
+            cli::write_stdout(listing::render(&input.tree, list, manifest, &archive)?.as_bytes())?;
         }
         Command::Diff { a, b } => {
             let (verdict, text) = listing::diff_files(&a, &b)?;
-            write_stdout(text.as_bytes())?;
+            cli::write_stdout(text.as_bytes())?;
             return Ok(verdict.into());
         }
         Command::Check {
@@ -116,7 +111,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let input = listing::read(&archive)?;
             let (verdict, stdout, stderr) = elf::report(&input.tree, arch, explain);
             eprint!("{stderr}");
-            write_stdout(stdout.as_bytes())?;
+            cli::write_stdout(stdout.as_bytes())?;
             return Ok(verdict.into());
         }
         Command::Build {
@@ -133,7 +128,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let built = rootfs::build(&board, &out_dir, &formats, offline.as_deref(), &additions)?;
             eprint!("{}", built.report());
             if explain {
-                write_stdout(built.rootfs.explain.as_bytes())?;
+                cli::write_stdout(built.rootfs.explain.as_bytes())?;
             }
         }
         Command::Image {
@@ -174,10 +169,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let board = Board::load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
-            write_stdout(fetch::listing(&debs).as_bytes())?;
+            cli::write_stdout(fetch::listing(&debs).as_bytes())?;
         }
         Command::Config { board } => {
-            write_stdout(Board::load(&board)?.describe().as_bytes())?;
+            cli::write_stdout(Board::load(&board)?.describe().as_bytes())?;
         }
         Command::Maker { args } => {
             let code = init::cli::main("kiln", "kiln s6-linux-init-maker", &args);
@@ -185,12 +180,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(Verdict::Passed.into())
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .context("unable to write to stdout")
 }

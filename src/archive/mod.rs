@@ -201,7 +201,11 @@ impl ArchiveError {
 
     /// True for errors in what the user asked for, as opposed to the system failing.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, ArchiveError::Io { .. } | ArchiveError::Temp(_))
+        match self {
+            ArchiveError::Io { .. } => false,
+            ArchiveError::Temp(temp) => matches!(temp, TempError::NotRegular { .. }),
+            _ => true,
+        }
     }
 }
 
@@ -213,6 +217,23 @@ pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::erro
             crate::error::Kind::Input
         } else {
             crate::error::Kind::System
+        }
+    })
+}
+
+/// Reads an archive file for a command: a file that is missing, a directory, or not a
+/// readable archive (bad magic, truncated, corrupt, a bad entry) is bad input (100);
+/// failing to read one is the system's (111). The message names the file.
+pub fn read_path(path: &Path) -> anyhow::Result<read::Archive> {
+    read::read_file(path).map_err(|err| {
+        let context = format!("unable to read archive {}", path.display());
+        match err.kind() {
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotFound
+            | io::ErrorKind::IsADirectory => crate::error::input(format!("{context}: {err}")),
+            _ => anyhow::Error::new(err).context(context),
         }
     })
 }

@@ -35,8 +35,8 @@ pub fn read_file(path: &Path) -> io::Result<Archive> {
 pub fn read_stream(input: impl Read, origin: &Path) -> io::Result<Archive> {
     let path = origin;
     let mut input = BufReader::with_capacity(1 << 16, input);
-    let spool_file = crate::host::temp::anonymous_file()
-        .map_err(|err| io::Error::new(err.source.kind(), err.to_string()))?;
+    let spool_file =
+        crate::host::temp::anonymous_file().map_err(crate::host::temp::TempError::into_io)?;
     let mut spool_writer = io::BufWriter::new(spool_file.try_clone()?);
     let spool = Arc::new(Spool::new(origin, spool_file));
     let mut offset = 0u64;

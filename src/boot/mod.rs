@@ -73,6 +73,20 @@ pub struct Report {
 
 /// Builds (unless given) and boots the board, returning the verdict and the report.
 pub fn boot(board: &Board, request: &Request) -> Result<Report> {
+    for (option, path) in [
+        ("--image", &request.image),
+        ("--kernel", &request.kernel),
+        ("--dtb", &request.dtb),
+    ] {
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(crate::error::input(format!(
+                    "{option} {}: not a file (note: give an initramfs or card image kiln wrote, or a kernel file)",
+                    path.display()
+                )));
+            }
+        }
+    }
     let out_dir = board.out_dir();
     let check_dir = out_dir.join("check");
     let additions = match request.check {

@@ -6,5 +6,6 @@
 //! console runner and apt's driver) through `tool`.
 
 pub mod progress;
+pub mod signals;
 pub mod temp;
 pub mod tool;

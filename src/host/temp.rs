@@ -1,25 +1,116 @@
 //! Outputs written to a temporary name beside their destination and renamed into place
 //! only when complete, and scratch directories removed on every path: a failed run
 //! leaves nothing half-written and never touches an existing output.
+//!
+//! A destination that exists must be a regular file: kiln never replaces a device node,
+//! a directory, a fifo or a symlink with its output. Every live temporary path is
+//! registered, so `remove_all` (called when kiln is interrupted) can remove them.
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// Creating, renaming or writing a temporary file failed: a system error.
+/// Creating, renaming or writing a temporary file failed, or the destination is not one
+/// kiln may replace.
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct TempError {
-    pub context: String,
-    #[source]
-    pub source: io::Error,
+pub enum TempError {
+    /// The system failed: exit 111.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The destination exists and is not a regular file: exit 100.
+    #[error(
+        "{path}: refusing to replace {what} with an output (note: name a regular file, or a new one)"
+    )]
+    NotRegular { path: String, what: &'static str },
 }
 
 impl TempError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> TempError {
         let context = context.into();
-        move |source| TempError { context, source }
+        move |source| TempError::Io { context, source }
     }
+
+    /// The error as an `io::Error`, for readers that speak only `io`.
+    pub fn into_io(self) -> io::Error {
+        let kind = match &self {
+            TempError::Io { source, .. } => source.kind(),
+            TempError::NotRegular { .. } => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, self.to_string())
+    }
+}
+
+/// A destination kiln refuses is input; failing to write is the system's.
+pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
+    cause.downcast_ref::<TempError>().map(|err| match err {
+        TempError::Io { .. } => crate::error::Kind::System,
+        TempError::NotRegular { .. } => crate::error::Kind::Input,
+    })
+}
+
+/// Temporary paths alive now, removed by `remove_all` when kiln is interrupted.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn register(path: &Path) {
+    LIVE.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(path.to_path_buf());
+}
+
+fn unregister(path: &Path) {
+    LIVE.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .retain(|live| live != path);
+}
+
+/// Removes every temporary file and scratch directory still alive: what a signal
+/// handler calls before kiln exits, so an interrupted run leaves nothing behind.
+pub fn remove_all() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    for path in live {
+        // Best effort while exiting: a leftover names itself as kiln's.
+        let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+    }
+}
+
+/// Refuses a destination that exists and is not a regular file.
+fn check_destination(dest: &Path) -> Result<(), TempError> {
+    let metadata = match fs::symlink_metadata(dest) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(TempError::Io {
+                context: format!("unable to stat {}", dest.display()),
+                source,
+            });
+        }
+    };
+    let kind = metadata.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device (note: kiln flash writes images to devices)"
+    } else if kind.is_fifo() {
+        "a fifo"
+    } else {
+        "a socket"
+    };
+    Err(TempError::NotRegular {
+        path: dest.display().to_string(),
+        what,
+    })
 }
 
 /// Writes a small file through a temp file and rename.
@@ -40,7 +131,9 @@ pub struct TempFile {
 }
 
 impl TempFile {
+    /// A temporary file beside `dest`, which must not exist or be a regular file.
     pub fn create(dest: &Path) -> Result<TempFile, TempError> {
+        check_destination(dest)?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         let name = dest
             .file_name()
@@ -58,12 +151,16 @@ impl TempFile {
         })
     }
 
+    /// Renames the file into place (checking the destination again: it may have been
+    /// made since).
     pub fn commit(mut self, dest: &Path) -> Result<(), TempError> {
+        check_destination(dest)?;
         fs::rename(&self.path, dest).map_err(TempError::io(format!(
             "unable to rename {} to {}",
             self.path.display(),
             dest.display()
         )))?;
+        unregister(&self.path);
         self.committed = true;
         Ok(())
     }
@@ -75,6 +172,7 @@ impl Drop for TempFile {
             // Cleanup on an error path: the error being reported matters more than a
             // failure to remove the leftover, which names itself as kiln's.
             let _ = fs::remove_file(&self.path);
+            unregister(&self.path);
         }
     }
 }
@@ -96,6 +194,15 @@ impl ScratchDir {
     }
 }
 
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // kiln stages everything in here with owner-writable modes, so nothing blocks the
+        // removal; a leftover would name itself as kiln's.
+        let _ = fs::remove_dir_all(&self.path);
+        unregister(&self.path);
+    }
+}
+
 /// An anonymous temporary file in the temp directory: created under a unique name,
 /// then unlinked at once, so nothing is left behind however kiln ends.
 pub fn anonymous_file() -> Result<File, TempError> {
@@ -111,11 +218,13 @@ pub fn anonymous_file() -> Result<File, TempError> {
         "unable to unlink {}",
         path.display()
     )))?;
+    unregister(&path);
     Ok(file)
 }
 
 /// Makes `DIR/PREFIX-PID-N` with `make`, which must fail with `AlreadyExists` when the
-/// name is taken (`create_new`, `create_dir`); tries the next N then.
+/// name is taken (`create_new`, `create_dir`); tries the next N then. The path is
+/// registered for `remove_all` before it is made, so no window leaves it behind.
 fn create_unique<T>(
     dir: &Path,
     prefix: &str,
@@ -128,27 +237,64 @@ fn create_unique<T>(
     };
     for attempt in 0..100u32 {
         let path = dir.join(format!("{prefix}-{}-{attempt}", std::process::id()));
+        register(&path);
         match make(&path) {
             Ok(made) => return Ok((path, made)),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                unregister(&path);
+                continue;
+            }
             Err(source) => {
-                return Err(TempError {
+                unregister(&path);
+                return Err(TempError::Io {
                     context: format!("unable to create {}", path.display()),
                     source,
                 });
             }
         }
     }
-    Err(TempError {
+    Err(TempError::Io {
         context: format!("unable to create a temporary name in {}", dir.display()),
         source: io::Error::from(io::ErrorKind::AlreadyExists),
     })
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        // kiln stages everything in here with owner-writable modes, so nothing blocks the
-        // removal; a leftover would name itself as kiln's.
-        let _ = fs::remove_dir_all(&self.path);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_never_replace_what_is_not_a_regular_file() {
+        for (dest, what) in [
+            ("/dev/null", "a character device"),
+            ("/", "a directory"),
+            ("/proc/self", "a symlink"),
+        ] {
+            let err = TempFile::create(Path::new(dest)).err().unwrap();
+            assert!(
+                matches!(err, TempError::NotRegular { what: got, .. } if got == what),
+                "{err}"
+            );
+            let err = anyhow::Error::new(err);
+            assert_eq!(classify(err.root_cause()), Some(crate::error::Kind::Input));
+        }
+    }
+
+    #[test]
+    fn temp_paths_are_registered_until_committed_or_dropped() {
+        let dir = std::env::temp_dir().join(format!("kiln-temp-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("out.txt");
+        let temp = TempFile::create(&dest).unwrap();
+        let live = |path: &Path| LIVE.lock().unwrap().iter().any(|p| p == path);
+        assert!(live(&temp.path));
+        let path = temp.path.clone();
+        temp.commit(&dest).unwrap();
+        assert!(!live(&path));
+        let temp = TempFile::create(&dest).unwrap();
+        let path = temp.path.clone();
+        drop(temp);
+        assert!(!live(&path) && !path.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,6 +47,10 @@ enum Mode {
 }
 
 fn apply_lines(tree: &mut Tree, file: &Path, text: &str, mode_: Mode) -> Result<()> {
+    // What this table made, by path, and the line that made it: a second line that
+    // makes the same path differently is an error (the same node twice is not).
+    let mut made: std::collections::BTreeMap<ArchivePath, (usize, Kind, Meta)> =
+        std::collections::BTreeMap::new();
     for (line, words) in meaningful_lines(text) {
         let error = |message: String| SpecError {
             file: file.to_path_buf(),
@@ -79,7 +83,16 @@ fn apply_lines(tree: &mut Tree, file: &Path, text: &str, mode_: Mode) -> Result<
         let start = optional(words[7], "start")?.unwrap_or(0);
         let increment = optional(words[8], "inc")?.unwrap_or(1);
         let count = optional(words[9], "count")?.unwrap_or(0);
-        let put = |tree: &mut Tree, path: ArchivePath, kind: Kind| -> Result<(), SpecError> {
+        let mut put = |tree: &mut Tree, path: ArchivePath, kind: Kind| -> Result<(), SpecError> {
+            if let Some((first, old_kind, old_meta)) = made.get(&path) {
+                if (old_kind, old_meta) != (&kind, &meta) {
+                    return Err(error(format!(
+                        "{path} conflicts with line {first}, which makes it differently"
+                    )));
+                }
+                return Ok(());
+            }
+            made.insert(path.clone(), (line, kind.clone(), meta));
             tree.replace(path, Node::new(kind, meta, &origin))
                 .map_err(|err| error(err.to_string()))
         };
@@ -160,6 +173,21 @@ fn apply_lines(tree: &mut Tree, file: &Path, text: &str, mode_: Mode) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicting_lines_are_errors_and_repeats_are_not() {
+        let mut tree = Tree::new();
+        let table = "/dev/null c 666 0 0 1 3 - - -\n/dev/null c 666 0 0 1 3 - - -\n";
+        apply(&mut tree, Path::new("t.txt"), table).unwrap();
+        let table = "/dev/null c 666 0 0 1 3 - - -\n/dev/x p 600 0 0 - - - - -\n/dev/null c 600 0 0 1 3 - - -\n";
+        let err = apply(&mut Tree::new(), Path::new("t.txt"), table).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.txt:3: /dev/null conflicts with line 1, which makes it differently"
+        );
+        let series = "/dev/tty c 600 0 0 4 0 0 1 2\n/dev/tty1 c 600 0 0 4 9 - - -\n";
+        assert!(check(Path::new("t.txt"), series).is_err());
+    }
 
     #[test]
     fn makedevs_series() {

@@ -113,10 +113,13 @@ impl Inputs {
             return Ok(());
         }
         let text = fs::read(path).with_context(|| format!("unable to read {}", path.display()))?;
-        let text = String::from_utf8(text).map_err(|_| SpecError {
-            file: path.to_path_buf(),
-            line: 0,
-            message: "not UTF-8 text, nor a cpio or tar archive".to_string(),
+        let text = String::from_utf8(text).map_err(|err| {
+            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+            SpecError {
+                file: path.to_path_buf(),
+                line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+                message: "not UTF-8 text, nor a cpio or tar archive (note: a list or a makedevs table is UTF-8 text)".to_string(),
+            }
         })?;
         if makedevs::is_makedevs(&text) {
             makedevs::apply(tree, path, &text)?;
@@ -132,9 +135,7 @@ impl Inputs {
         if let Some(archive) = self.archives.get(path) {
             return Ok(Arc::clone(archive));
         }
-        let archive = read::read_file(path)
-            .map(Arc::new)
-            .with_context(|| format!("unable to read archive {}", path.display()))?;
+        let archive = crate::archive::read_path(path).map(Arc::new)?;
         self.archives
             .insert(path.to_path_buf(), Arc::clone(&archive));
         Ok(archive)
