@@ -36,15 +36,7 @@ pub fn read(path: &Path) -> Result<Archive> {
             tree: package.data,
         });
     }
-    crate::archive::read::read_file(path).map_err(|err| {
-        let context = format!("unable to read archive {}", path.display());
-        match err.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::NotFound => {
-                crate::error::input(format!("{context}: {err}"))
-            }
-            _ => anyhow::Error::new(err).context(context),
-        }
-    })
+    crate::archive::read_path(path)
 }
 
 /// `kiln ls`: the `tar -tv` form, the gen_init_cpio list (`--list`) or the manifest.

@@ -3,6 +3,7 @@
 mod boot;
 mod fetch;
 mod flash;
+mod hostile;
 mod image;
 mod maker;
 mod pack;

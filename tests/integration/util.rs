@@ -193,6 +193,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tar", "tar"),
     ("unshare", "util-linux"),
     ("/usr/lib/execline/bin/execlineb", "execline"),
+    ("/usr/bin/time", "time"),
 ];
 
 fn debian_package(tool: &str) -> &'static str {
