@@ -15,6 +15,8 @@ mod elf;
 mod error;
 mod fetch;
 mod flash;
+#[cfg(test)]
+mod fuzz;
 mod host;
 mod image;
 mod init;
