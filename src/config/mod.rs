@@ -200,6 +200,32 @@ impl Board {
             exclude: packages.exclude.unwrap_or_default(),
             select: packages.select.unwrap_or_default(),
         };
+        let mut names: Vec<(&str, &str)> = Vec::new();
+        names.extend(
+            packages
+                .include
+                .iter()
+                .map(|name| ("[packages] include", name.as_str())),
+        );
+        names.extend(
+            packages
+                .exclude
+                .iter()
+                .map(|name| ("[packages] exclude", name.as_str())),
+        );
+        names.extend(
+            packages
+                .select
+                .keys()
+                .map(|name| ("[packages.select]", name.as_str())),
+        );
+        names.extend(kernel.package().map(|name| ("[kernel] package", name)));
+        names.extend(
+            image_packages(raw.image.as_ref()).map(|name| ("[[image.partitions]] files", name)),
+        );
+        for (key, name) in names {
+            check_package_name(key, name).map_err(error)?;
+        }
         for (package, patterns) in &packages.select {
             if patterns.is_empty() || patterns.iter().any(|pattern| pattern.is_empty()) {
                 return Err(error((
@@ -305,6 +331,40 @@ pub fn portable_name(name: &str, max: usize, not_first: char) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// A Debian package name (policy 5.6.1): lowercase letters, digits, `+`, `-`, `.`,
+/// starting with a letter or digit. It reaches apt's command line, so nothing else may.
+fn check_package_name(key: &str, name: &str) -> Result<(), Problem> {
+    let ok = name.len() >= 2
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            key,
+            format!(
+                "{name:?} is not a Debian package name (lowercase letters, digits, '+', '-', '.', starting with a letter or digit)"
+            ),
+        ))
+    }
+}
+
+/// The packages `[[image.partitions]] files` take files from (`PACKAGE:GLOB`).
+fn image_packages(image: Option<&raw::RawImage>) -> impl Iterator<Item = &str> {
+    image
+        .and_then(|image| image.partitions.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|partition| partition.files.iter().flatten())
+        .filter_map(|file| {
+            let (package, _) = file.split_once(':')?;
+            (!package.contains('/')).then_some(package)
+        })
+}
+
 /// A board name becomes file names: letters, digits, `.`, `_`, `-`, not starting with `.`.
 fn check_file_name(name: &str) -> Result<(), String> {
     if portable_name(name, 64, '.') {
@@ -403,11 +463,19 @@ fn kernel(raw: RawKernel, console: &str) -> Result<Kernel, Problem> {
     }
     let modules = raw.modules.unwrap_or_default();
     check_module_names("[kernel] modules", &modules)?;
+    let cmdline = raw
+        .cmdline
+        .unwrap_or_else(|| format!("console={console} panic=-1"));
+    // One line in cmdline.txt, one word list for QEMU's -append.
+    if cmdline.bytes().any(|b| b < b' ' || b == 0x7f) {
+        return Err(problem(
+            "[kernel] cmdline",
+            format!("{cmdline:?}: a kernel command line is one line without control characters"),
+        ));
+    }
     Ok(Kernel {
         source,
-        cmdline: raw
-            .cmdline
-            .unwrap_or_else(|| format!("console={console} panic=-1")),
+        cmdline,
         dtb: raw.dtb,
         modules,
     })
