@@ -832,3 +832,42 @@ fn hostile_inputs_are_refused_cleanly() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// SIGTERM, SIGINT or SIGHUP in the middle of writing: kiln removes its temporary file
+/// and exits as a shell reports the signal (128 + n), leaving no output.
+#[test]
+fn a_signal_mid_write_leaves_nothing() {
+    for (signal, number) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let scratch = Scratch::new("signal");
+        // A big sparse file takes a few seconds to compress: time to be interrupted.
+        let big = scratch.join("big.bin");
+        fs::File::create(&big).unwrap().set_len(4 << 30).unwrap();
+        let list = scratch.write("l.list", &format!("file /big {} 0644 0 0\n", s(&big)));
+        let mut child = crate::util::kiln()
+            .current_dir(&scratch.path)
+            .args(["pack", s(&list), "-o", "out.tar.xz"])
+            .spawn()
+            .unwrap();
+        // Until the temporary output exists, then the signal.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !scratch
+            .names()
+            .iter()
+            .any(|name| name.starts_with(".out.tar.xz.kiln"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no temporary output appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + number), "SIG{signal}");
+        assert_eq!(scratch.names(), vec!["big.bin", "l.list"], "SIG{signal}");
+    }
+}
