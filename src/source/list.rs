@@ -195,7 +195,7 @@ impl Inputs {
 }
 
 /// One word of a list line: as written, or decoded from its quoted form.
-pub(crate) struct Word<'a> {
+struct Word<'a> {
     bytes: Cow<'a, [u8]>,
     quoted: bool,
 }
@@ -219,7 +219,7 @@ impl Word<'_> {
 
 /// The words of one list line, split on whitespace (as the kernel splits them), quoted
 /// words decoded (see the module comment).
-pub(crate) fn split(line: &str) -> Result<Vec<Word<'_>>, String> {
+fn split(line: &str) -> Result<Vec<Word<'_>>, String> {
     let mut words = Vec::new();
     let mut rest = line.trim_start();
     while !rest.is_empty() {
