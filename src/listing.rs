@@ -1,9 +1,16 @@
 //! Text renderings of a `Tree`: `kiln ls` (like `tar -tv`), `kiln ls --list` (gen_init_cpio
 //! list form, which `kiln pack` reads back), the golden manifest, and `kiln diff`; and
 //! reading what those commands are given (any archive, or a .deb's data).
+//!
+//! Names and symlink targets come from archives anyone may have written, so none is
+//! printed raw: the list, the manifest and the diff quote them as `kiln pack` reads list
+//! words back (`source::list::quote`), and the `tar -tv` form escapes them
+//! (`source::list::escape`). Either way every entry is one line without control characters,
+//! and no name can read back as another word or line of a list.
 
 use std::fmt::Write as _;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -12,6 +19,7 @@ use crate::archive::read::Archive;
 use crate::archive::{Compression, Container, Format};
 use crate::error::Verdict;
 use crate::source::deb;
+use crate::source::list::{escape, escape_bytes, quote, quote_bytes};
 
 use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Node, Tree, mode_string};
@@ -21,15 +29,13 @@ use crate::tree::{ArchivePath, Kind, Node, Tree, mode_string};
 pub fn read(path: &Path) -> Result<Archive> {
     if deb::is_deb(path) {
         let package = deb::read(path)?;
+        let field = |name: &str| escape(package.control.get(name).map_or("?", String::as_str));
         eprintln!(
             "kiln: {}: package {} {} ({}), data.tar:",
-            package.path.display(),
-            package.name(),
-            package.control.get("Version").map_or("?", String::as_str),
-            package
-                .control
-                .get("Architecture")
-                .map_or("?", String::as_str),
+            escape_bytes(package.path.as_os_str().as_bytes()),
+            escape(package.name()),
+            field("Version"),
+            field("Architecture"),
         );
         return Ok(Archive {
             format: Format::new(Container::Tar, Compression::None),
@@ -70,7 +76,7 @@ pub fn diff_files(a: &Path, b: &Path) -> Result<(Verdict, String)> {
     Ok((verdict, text))
 }
 
-/// One `tar -tv` style line per entry, in tree order.
+/// One `tar -tv` style line per entry, in tree order, names and targets escaped.
 pub fn ls(tree: &Tree) -> String {
     let mut out = String::new();
     for (path, node) in tree.iter() {
@@ -83,8 +89,8 @@ pub fn ls(tree: &Tree) -> String {
         };
         let suffix = match &node.kind {
             Kind::Dir => "/".to_string(),
-            Kind::Symlink(target) => format!(" -> {target}"),
-            Kind::HardLink(target) => format!(" link to {}", target.as_str()),
+            Kind::Symlink(target) => format!(" -> {}", escape(target)),
+            Kind::HardLink(target) => format!(" link to {}", escape(target.as_str())),
             _ => String::new(),
         };
         let _ = writeln!(
@@ -95,7 +101,7 @@ pub fn ls(tree: &Tree) -> String {
             node.meta.gid,
             size,
             format_time(node.mtime.unwrap_or(0)),
-            path.as_str(),
+            escape(path.as_str()),
             suffix
         );
     }
@@ -107,54 +113,70 @@ pub fn gen_init_cpio(tree: &Tree) -> String {
     let groups = tree.link_groups();
     let mut out = String::new();
     for (path, node) in tree.iter() {
+        let name = quote_path(path);
         let meta = format!("{:04o} {} {}", node.meta.mode, node.meta.uid, node.meta.gid);
         let _ = match &node.kind {
-            Kind::Dir => writeln!(out, "dir {path} {meta}"),
+            Kind::Dir => writeln!(out, "dir {name} {meta}"),
             Kind::File(content) => {
                 let mut links = String::new();
                 for link in groups.get(path).into_iter().flatten().skip(1) {
                     links.push(' ');
-                    links.push_str(&link.to_string());
+                    links.push_str(&quote_path(link));
                 }
-                writeln!(out, "file {path} {} {meta}{links}", location(path, content))
+                let location = location(path, content);
+                writeln!(out, "file {name} {location} {meta}{links}")
             }
             // Written as extra names on the file's own line.
             Kind::HardLink(_) => Ok(()),
-            Kind::Symlink(target) => writeln!(out, "slink {path} {target} {meta}"),
-            Kind::CharDev { major, minor } => writeln!(out, "nod {path} {meta} c {major} {minor}"),
-            Kind::BlockDev { major, minor } => writeln!(out, "nod {path} {meta} b {major} {minor}"),
-            Kind::Fifo => writeln!(out, "pipe {path} {meta}"),
-            Kind::Socket => writeln!(out, "sock {path} {meta}"),
+            Kind::Symlink(target) => writeln!(out, "slink {name} {} {meta}", quote(target)),
+            Kind::CharDev { major, minor } => writeln!(out, "nod {name} {meta} c {major} {minor}"),
+            Kind::BlockDev { major, minor } => writeln!(out, "nod {name} {meta} b {major} {minor}"),
+            Kind::Fifo => writeln!(out, "pipe {name} {meta}"),
+            Kind::Socket => writeln!(out, "sock {name} {meta}"),
         };
     }
     out
 }
 
+/// Where a `file` line's bytes come from, quoted as one list word: for an archive's member,
+/// the path through the archive file, byte for byte (the archive's name need not be UTF-8).
 fn location(path: &ArchivePath, content: &Content) -> String {
     match content {
-        Content::Member { spool, .. } => format!("{}/{}", spool.origin.display(), path.as_str()),
-        other => other.describe(),
+        Content::Member { spool, .. } => {
+            let mut location = spool.origin.as_os_str().as_bytes().to_vec();
+            location.push(b'/');
+            location.extend_from_slice(path.as_str().as_bytes());
+            quote_bytes(&location).into_owned()
+        }
+        Content::Host { path, .. } => quote_bytes(path.as_os_str().as_bytes()).into_owned(),
+        Content::Inline(_) => quote(&content.describe()).into_owned(),
     }
 }
 
+/// A path as a list word: `/name`, quoted when it must be.
+fn quote_path(path: &ArchivePath) -> String {
+    quote(&path.to_string()).into_owned()
+}
+
 /// The golden manifest: kind, path, mode, uid, gid, then the target, the device numbers,
-/// or the size and CRC-32 of the content.
+/// or the size and CRC-32 of the content. Paths and targets are quoted as in a list.
 pub fn manifest(tree: &Tree) -> io::Result<String> {
     let mut out = String::new();
     for (path, node) in tree.iter() {
+        let name = quote_path(path);
         let meta = format!("{:04o} {} {}", node.meta.mode, node.meta.uid, node.meta.gid);
         let _ = match &node.kind {
-            Kind::Dir => writeln!(out, "dir {path} {meta}"),
+            Kind::Dir => writeln!(out, "dir {name} {meta}"),
             Kind::File(content) => {
                 let (len, crc) = checksum(content)?;
-                writeln!(out, "file {path} {meta} {len} {crc:08x}")
+                writeln!(out, "file {name} {meta} {len} {crc:08x}")
             }
-            Kind::HardLink(target) => writeln!(out, "link {path} {meta} {target}"),
-            Kind::Symlink(target) => writeln!(out, "slink {path} {meta} {target}"),
-            Kind::CharDev { major, minor } => writeln!(out, "nod {path} {meta} c {major} {minor}"),
-            Kind::BlockDev { major, minor } => writeln!(out, "nod {path} {meta} b {major} {minor}"),
-            Kind::Fifo => writeln!(out, "pipe {path} {meta}"),
-            Kind::Socket => writeln!(out, "sock {path} {meta}"),
+            Kind::HardLink(target) => writeln!(out, "link {name} {meta} {}", quote_path(target)),
+            Kind::Symlink(target) => writeln!(out, "slink {name} {meta} {}", quote(target)),
+            Kind::CharDev { major, minor } => writeln!(out, "nod {name} {meta} c {major} {minor}"),
+            Kind::BlockDev { major, minor } => writeln!(out, "nod {name} {meta} b {major} {minor}"),
+            Kind::Fifo => writeln!(out, "pipe {name} {meta}"),
+            Kind::Socket => writeln!(out, "sock {name} {meta}"),
         };
     }
     Ok(out)
@@ -179,26 +201,30 @@ pub fn checksum(content: &Content) -> io::Result<(u64, u32)> {
 
 use std::io::Read as _;
 
-/// Differences from `a` to `b`, one line each: `+ path`, `- path`, `~ path: field a -> b`.
+/// Differences from `a` to `b`, one line each: `+ path`, `- path`, `~ path: field a -> b`,
+/// in path order, paths and targets quoted as in a list.
 pub fn diff(a: &Tree, b: &Tree) -> io::Result<Vec<String>> {
     let mut lines = Vec::new();
     for (path, _) in a.iter() {
         if b.get(path).is_none() {
-            lines.push(format!("- {path}"));
+            lines.push((path, format!("- {}", quote_path(path))));
         }
     }
     for (path, new) in b.iter() {
         let Some(old) = a.get(path) else {
-            lines.push(format!("+ {path}"));
+            lines.push((path, format!("+ {}", quote_path(path))));
             continue;
         };
         let changes = changes(old, new)?;
         if !changes.is_empty() {
-            lines.push(format!("~ {path}: {}", changes.join(", ")));
+            lines.push((
+                path,
+                format!("~ {}: {}", quote_path(path), changes.join(", ")),
+            ));
         }
     }
-    lines.sort_by(|x, y| x[2..].cmp(&y[2..]));
-    Ok(lines)
+    lines.sort_by(|x, y| x.0.cmp(y.0));
+    Ok(lines.into_iter().map(|(_, line)| line).collect())
 }
 
 fn changes(old: &Node, new: &Node) -> io::Result<Vec<String>> {
@@ -233,10 +259,10 @@ fn changes(old: &Node, new: &Node) -> io::Result<Vec<String>> {
             }
         }
         (Kind::Symlink(a), Kind::Symlink(b)) if a != b => {
-            out.push(format!("target {a} -> {b}"));
+            out.push(format!("target {} -> {}", quote(a), quote(b)));
         }
         (Kind::HardLink(a), Kind::HardLink(b)) if a != b => {
-            out.push(format!("link {a} -> {b}"));
+            out.push(format!("link {} -> {}", quote_path(a), quote_path(b)));
         }
         (
             Kind::CharDev { major, minor } | Kind::BlockDev { major, minor },
@@ -284,6 +310,93 @@ pub fn format_time(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Inputs;
+    use crate::tree::Meta;
+
+    /// A name and a symlink target for each of the characters U+0001 to U+00FF (`/` only in
+    /// targets: in a name it separates components), every kind but files, and the symlink
+    /// whose raw listing read the host's shadow file.
+    fn hostile_tree() -> Tree {
+        let mut tree = Tree::new();
+        let mut add = |name: &str, kind: Kind| {
+            let path = ArchivePath::new(name).unwrap();
+            tree.insert(path, Node::new(kind, Meta::new(0o644, 1, 2), "test"))
+                .unwrap();
+        };
+        for (index, c) in (1..=0xff).filter_map(char::from_u32).enumerate() {
+            let target = format!("{c}t\0{c}/{c}");
+            let kind = match index % 5 {
+                0 => Kind::Dir,
+                1 => Kind::Symlink(target),
+                2 => Kind::CharDev { major: 1, minor: 3 },
+                3 => Kind::Fifo,
+                _ => Kind::Socket,
+            };
+            if c != '/' {
+                add(&format!("{c}n{c}{c}"), kind);
+            }
+        }
+        add(
+            "evil",
+            Kind::Symlink("x\nfile /x /etc/shadow 0644 0 0".to_string()),
+        );
+        add("empty", Kind::Symlink(String::new()));
+        tree
+    }
+
+    /// The lines of `text`, insisting that none holds a control character.
+    fn lines(text: &str) -> Vec<&str> {
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines {
+            assert!(!line.contains(|c: char| c.is_control()), "{line:?}");
+        }
+        lines
+    }
+
+    #[test]
+    fn list_round_trips_every_name_and_target() {
+        let tree = hostile_tree();
+        let list = gen_init_cpio(&tree);
+        assert_eq!(lines(&list).len(), tree.len());
+        let mut read_back = Tree::new();
+        Inputs::new((0, 0))
+            .parse_list(&mut read_back, Path::new("test.list"), &list)
+            .unwrap();
+        let entries = |tree: &Tree| -> Vec<(ArchivePath, Kind, Meta)> {
+            tree.iter()
+                .map(|(path, node)| (path.clone(), node.kind.clone(), node.meta))
+                .collect()
+        };
+        assert_eq!(entries(&read_back), entries(&tree));
+        assert!(read_back.get(&ArchivePath::new("x").unwrap()).is_none());
+    }
+
+    #[test]
+    fn every_entry_is_one_line() {
+        let tree = hostile_tree();
+        assert_eq!(lines(&ls(&tree)).len(), tree.len());
+        assert_eq!(lines(&manifest(&tree).unwrap()).len(), tree.len());
+        let diff = diff(&Tree::new(), &tree).unwrap();
+        assert_eq!(lines(&diff.join("\n")).len(), tree.len());
+        let evil = |text: &str| {
+            text.lines()
+                .find(|line| line.contains("evil"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            evil(&ls(&tree)),
+            r"lrw-r--r-- 1/2            0 1970-01-01 00:00 evil -> x\nfile /x /etc/shadow 0644 0 0"
+        );
+        assert_eq!(
+            evil(&gen_init_cpio(&tree)),
+            r#"slink /evil "x\nfile /x /etc/shadow 0644 0 0" 0644 1 2"#
+        );
+        assert_eq!(
+            evil(&manifest(&tree).unwrap()),
+            r#"slink /evil 0644 1 2 "x\nfile /x /etc/shadow 0644 0 0""#
+        );
+    }
 
     #[test]
     fn times() {

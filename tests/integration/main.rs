@@ -1,6 +1,7 @@
 //! kiln's integration tests: one test binary, a module per command.
 
 mod boot;
+mod escape;
 mod fetch;
 mod flash;
 mod hostile;
