@@ -264,9 +264,10 @@ pub fn explain(links: &[Link], origin: impl Fn(&ArchivePath) -> Option<String>) 
     }
     let mut out = String::new();
     for (object, links) in by_object {
-        out.push_str(&format!("{object}\n"));
+        out.push_str(&crate::error::printable(&format!("{object}\n")));
         for link in links {
-            out.push_str(&format!("  {} {} -> {}", link.how, link.needed, link.found));
+            let line = format!("  {} {} -> {}", link.how, link.needed, link.found);
+            out.push_str(&crate::error::printable(&line).replace('\n', "\\n"));
             if let Some(origin) = origin(&link.found) {
                 out.push_str(&format!(" ({origin})"));
             }
@@ -291,7 +292,8 @@ pub fn report(tree: &Tree, arch: Arch, explain: bool) -> (crate::error::Verdict,
         Err(errors) => {
             let mut text = String::new();
             for error in &errors {
-                text.push_str(&format!("kiln: check: {error}\n"));
+                let line = crate::error::printable(&error.to_string()).replace('\n', "\\n");
+                text.push_str(&format!("kiln: check: {line}\n"));
             }
             (crate::error::Verdict::Failed, String::new(), text)
         }

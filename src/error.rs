@@ -72,6 +72,24 @@ pub fn exit_code(err: &anyhow::Error, classifiers: &[Classifier]) -> u8 {
     if input { EXIT_INPUT } else { EXIT_SYSTEM }
 }
 
+/// A message as it may reach a terminal: control characters other than the newlines
+/// between its lines (ESC, carriage return, tab, DEL, C1) written as `\xHH`, so a
+/// name taken from an archive or a board cannot move the cursor or fake a line's start.
+pub fn printable(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c != '\n' && (c.is_control() || c == '\u{7f}') {
+            let mut bytes = [0u8; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("\\x{byte:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +110,14 @@ mod tests {
         let typed = anyhow::Error::new(Typed).context("while packing");
         assert_eq!(exit_code(&typed, &[classify]), EXIT_INPUT);
         assert_eq!(exit_code(&typed, &[]), EXIT_SYSTEM);
+    }
+
+    #[test]
+    fn messages_reach_the_terminal_without_control_characters() {
+        assert_eq!(
+            printable("a\x1b[2Jb\tc\rd\nnote: e\u{9b}"),
+            "a\\x1b[2Jb\\x09c\\x0dd\nnote: e\\xc2\\x9b"
+        );
     }
 
     #[test]

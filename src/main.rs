@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("kiln: error: {err:#}");
+            eprintln!("kiln: error: {}", error::printable(&format!("{err:#}")));
             ExitCode::from(error::exit_code(&err, &CLASSIFIERS))
         }
     }
@@ -85,7 +85,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             specs,
         } => {
             let format = archive::output_format(&output, format.as_deref())?;
-            eprint!("{}", source::pack(&specs, &output, format, &owner)?);
+            eprint!(
+                "{}",
+                error::printable(&source::pack(&specs, &output, format, &owner)?)
+            );
         }
         Command::Ls {
             list,
