@@ -206,7 +206,8 @@ pub fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
     Cli::try_parse_from(args).map_err(|err| {
         let text = err.render().to_string();
         if !err.use_stderr() {
-            print!("{text}");
+            // Nothing sensible is left to do if stdout is gone.
+            let _ = std::io::stdout().write_all(text.as_bytes());
             return ExitCode::SUCCESS;
         }
         let prefix = if text.starts_with("error:") {

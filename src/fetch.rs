@@ -270,7 +270,10 @@ impl Apt {
         match self.run("apt-get", &["-q", "update"], None) {
             Ok(_) => fs::write(&stamp, "")
                 .with_context(|| format!("unable to write {}", stamp.display()))?,
-            Err(err) => eprintln!("kiln: warning: {err:#}"),
+            Err(err) => eprintln!(
+                "kiln: warning: {}",
+                crate::error::printable(&format!("{err:#}"))
+            ),
         }
         Ok(())
     }

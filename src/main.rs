@@ -126,7 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             explain,
         } => {
-            let board = Board::load(&board)?;
+            let board = load(&board)?;
             let formats = archive::formats_or(&format, &board.formats)?;
             let out_dir = output.unwrap_or_else(|| board.out_dir());
             let additions = rootfs::Additions::default();
@@ -142,9 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
         } => {
             let started = std::time::Instant::now();
-            let board = Board::load(&board)?;
-            let output =
-                output.unwrap_or_else(|| board.out_dir().join(format!("{}.img", board.name)));
+            let board = load(&board)?;
+            let output = output.unwrap_or_else(|| board.image_path(&board.out_dir()));
             let additions = rootfs::Additions::default();
             let made = image::make(&board, &output, offline.as_deref(), &additions)?;
             eprint!("{}", made.report(&board));
@@ -154,7 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Boot(args) => {
-            let board = Board::load(&args.board)?;
+            let board = load(&args.board)?;
             let report = boot::boot(&board, &args.into_request())?;
             eprint!("{}", report.text);
             return Ok(report.verdict.into());
@@ -172,12 +171,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             refresh,
         } => {
-            let board = Board::load(&board)?;
+            let board = load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
             cli::write_stdout(fetch::listing(&debs).as_bytes())?;
         }
         Command::Config { board } => {
-            cli::write_stdout(Board::load(&board)?.describe().as_bytes())?;
+            cli::write_stdout(load(&board)?.describe().as_bytes())?;
         }
         Command::Maker { args } => {
             let code = init::cli::main("kiln", "kiln s6-linux-init-maker", &args);
@@ -185,4 +184,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(Verdict::Passed.into())
+}
+
+/// Loads a board, showing its warnings.
+fn load(path: &Path) -> Result<Board> {
+    let board = Board::load(path)?;
+    for warning in &board.warnings {
+        eprintln!("kiln: warning: {}", error::printable(warning));
+    }
+    Ok(board)
 }

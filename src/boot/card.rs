@@ -32,11 +32,10 @@ pub fn from_card(board: &Board, image: &Path, out_dir: &Path) -> Result<Artifact
         .with_context(|| format!("unable to read {}", dest("cmdline.txt").display()))?;
     fat_extract(image, boot, "vmlinuz", &dest("vmlinuz"))?;
     fat_extract(image, boot, "initrd.img", &dest("initrd.img"))?;
-    let dtb = match &board.kernel.dtb {
+    let dtb = match board.kernel.dtb_file_name() {
         Some(name) => {
-            let base = name.rsplit('/').next().unwrap_or(name);
-            fat_extract(image, boot, base, &dest(base))?;
-            Some(dest(base))
+            fat_extract(image, boot, name, &dest(name))?;
+            Some(dest(name))
         }
         None => None,
     };

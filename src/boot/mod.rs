@@ -88,7 +88,11 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
         }
     }
     let out_dir = board.out_dir();
-    let check_dir = out_dir.join("check");
+    // --check builds a copy with the probe in it, beside the board's own outputs.
+    let build_dir = match request.check {
+        Some(_) => out_dir.join("check"),
+        None => out_dir.clone(),
+    };
     let additions = match request.check {
         Some(_) => probe::additions(board)?,
         None => Additions::default(),
@@ -105,12 +109,7 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
             image.clone()
         }
         None if request.disk => {
-            let dir = if request.check.is_some() {
-                &check_dir
-            } else {
-                &out_dir
-            };
-            let output = dir.join(format!("{}.img", board.name));
+            let output = board.image_path(&build_dir);
             let mut made =
                 crate::image::make(board, &output, request.offline.as_deref(), &additions)?;
             text.push_str(&made.report(board));
@@ -128,14 +127,9 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
             output
         }
         None => {
-            let dir = if request.check.is_some() {
-                &check_dir
-            } else {
-                &out_dir
-            };
             let mut built = rootfs::build(
                 board,
-                dir,
+                &build_dir,
                 &[Format::new(Container::Cpio, Compression::Gzip)],
                 request.offline.as_deref(),
                 &additions,
@@ -322,7 +316,7 @@ fn report(
         }
         text.push_str(&format!(
             "kiln: reproduce with: {}\n",
-            qemu::shell_quoted(argv)
+            tool::shell_quoted(argv)
         ));
     }
     Report {

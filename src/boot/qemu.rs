@@ -93,25 +93,6 @@ pub fn command(
     argv
 }
 
-/// The command line as a shell would take it, to reproduce a failure by hand.
-pub fn shell_quoted(argv: &[OsString]) -> String {
-    argv.iter()
-        .map(|arg| {
-            let text = arg.to_string_lossy();
-            if !text.is_empty()
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=,:+@%".contains(&b))
-            {
-                text.into_owned()
-            } else {
-                format!("'{}'", text.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,19 +132,5 @@ mod tests {
             expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.disk.args"))]
                 .assert_eq(&text(&artifacts));
         }
-    }
-
-    #[test]
-    fn quoting_for_a_shell() {
-        let argv: Vec<OsString> = vec![
-            "qemu".into(),
-            "-append".into(),
-            "console=ttyS0 panic=-1".into(),
-            "it's".into(),
-        ];
-        assert_eq!(
-            shell_quoted(&argv),
-            "qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'"
-        );
     }
 }

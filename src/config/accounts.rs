@@ -80,6 +80,7 @@ pub fn users(raw: Vec<RawUser>) -> Result<Vec<User>, Problem> {
 }
 
 pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem> {
+    let all_gids: BTreeSet<u32> = raw.iter().map(|group| group.gid).collect();
     let mut names = BTreeSet::new();
     let mut gids = BTreeSet::new();
     let mut groups = Vec::new();
@@ -108,6 +109,19 @@ pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem>
                 ));
             }
         }
+        // A user whose gid no group has gets a group of its own name: that name must not
+        // be taken by a group with another gid.
+        if let Some(user) = users.iter().find(|user| {
+            user.name == group.name && user.gid != group.gid && !all_gids.contains(&user.gid)
+        }) {
+            return Err(problem(
+                key("name"),
+                format!(
+                    "{:?} is also the group user {:?} gets for gid {} (note: give the group gid {}, or another name)",
+                    group.name, user.name, user.gid, user.gid
+                ),
+            ));
+        }
         groups.push(Group {
             name: group.name,
             gid: group.gid,
@@ -118,7 +132,14 @@ pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem>
 }
 
 /// `[init]` through the maker's own rules, and the log user among the board's users.
-pub fn init(raw: RawInit, users: &[User]) -> Result<(Options, (u32, u32)), Problem> {
+/// The `[init]` table, validated: the options, the log user's ids, the warnings.
+pub struct Init {
+    pub options: Options,
+    pub log_ids: (u32, u32),
+    pub warnings: Vec<String>,
+}
+
+pub fn init(raw: RawInit, users: &[User]) -> Result<Init, Problem> {
     let mut given: Vec<(Opt, Vec<u8>)> = Vec::new();
     let mut push = |opt: Opt, value: Option<String>| {
         if let Some(value) = value {
@@ -145,26 +166,17 @@ pub fn init(raw: RawInit, users: &[User]) -> Result<(Options, (u32, u32)), Probl
     }
     let (options, warnings) = Options::validate(&given, raw.redirect_stage2 == Some(true))
         .map_err(|invalid| invalid.for_board())?;
-    for warning in warnings {
-        eprintln!("kiln: warning: [init]: {warning}");
-    }
-    let by_name = |name: &[u8]| {
-        users
-            .iter()
-            .find(|user| user.name.as_bytes() == name)
-            .map(|user| (user.uid, user.gid))
-    };
-    let ids = match &options.log_user {
-        // Debian's nobody, unless the board declares its own.
-        LogUser::Default => Some(by_name(b"nobody").unwrap_or((65534, 65534))),
-        LogUser::Ids(uid, gid) => Some((*uid, *gid)),
-        LogUser::Name(name) => by_name(name),
-        LogUser::Uid(uid) => users
-            .iter()
-            .find(|user| user.uid == *uid)
-            .map(|user| (user.uid, user.gid)),
-    };
-    let Some(ids) = ids else {
+    let entries: Vec<crate::passwd::Entry> = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| crate::passwd::Entry {
+            name: user.name.clone().into_bytes(),
+            id: user.uid,
+            gid: Some(user.gid),
+            line: index + 1,
+        })
+        .collect();
+    let Some(ids) = options.log_user.resolve(&entries) else {
         let given = match &options.log_user {
             LogUser::Name(name) => String::from_utf8_lossy(name).into_owned(),
             LogUser::Uid(uid) => uid.to_string(),
@@ -177,5 +189,9 @@ pub fn init(raw: RawInit, users: &[User]) -> Result<(Options, (u32, u32)), Probl
             ),
         ));
     };
-    Ok((options, ids))
+    Ok(Init {
+        options,
+        log_ids: ids,
+        warnings,
+    })
 }

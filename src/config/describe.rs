@@ -107,7 +107,8 @@ impl Board {
                 );
             }
         }
-        line("devices", paths(&self.devices));
+        let devices: Vec<PathBuf> = self.devices.iter().map(|t| t.path.clone()).collect();
+        line("devices", paths(&devices));
         let services: Vec<PathBuf> = self.services.iter().map(|s| s.dir.clone()).collect();
         line("services", paths(&services));
         line(
@@ -121,10 +122,9 @@ impl Board {
         line(
             "drive",
             match self.qemu.drive {
-                Drive::Sd => "sd (card size a power of two)",
-                Drive::Virtio => "virtio",
-            }
-            .to_string(),
+                Drive::Sd => format!("{} (card size a power of two)", Drive::Sd.name()),
+                drive => drive.name().to_string(),
+            },
         );
         if let Some(image) = &self.image {
             let size = |bytes: Option<u64>, default: &str| {

@@ -321,10 +321,12 @@ pub fn validate(raw: RawImage) -> Result<ImageSpec, (String, String)> {
             format!("two partitions are labelled {:?}", pair[0]),
         ));
     }
+    let modules = raw.modules.unwrap_or_default();
+    super::check_module_names("[image] modules", &modules)?;
     Ok(ImageSpec {
         table,
         size: image_size,
-        modules: raw.modules.unwrap_or_default(),
+        modules,
         partitions,
     })
 }

@@ -38,12 +38,14 @@ pub struct Board {
     pub init: Options,
     /// The log user's uid and gid, resolved in `users`.
     pub log_ids: (u32, u32),
+    /// What is valid but probably not meant (the maker's warnings), for the caller to show.
+    pub warnings: Vec<String>,
     pub packages: Packages,
     pub users: Vec<User>,
     pub groups: Vec<Group>,
     pub overlays: Vec<Overlay>,
-    /// makedevs tables, each parsed once at load to find mistakes early.
-    pub devices: Vec<PathBuf>,
+    /// makedevs tables, read and checked at load; applied as read.
+    pub devices: Vec<DeviceTable>,
     /// Service directories, each with a `run`, installed into `/etc/s6/services`.
     pub services: Vec<Service>,
     pub formats: Vec<Format>,
@@ -71,6 +73,12 @@ pub enum KernelSource {
 }
 
 impl Kernel {
+    /// The device tree's file name on a boot partition: the base name of `dtb`.
+    pub fn dtb_file_name(&self) -> Option<&str> {
+        let dtb = self.dtb.as_deref()?;
+        Some(dtb.rsplit('/').next().unwrap_or(dtb))
+    }
+
     pub fn package(&self) -> Option<&str> {
         match &self.source {
             KernelSource::Package(name) => Some(name),
@@ -136,6 +144,13 @@ pub struct MetaOverride {
     pub gid: Option<u32>,
 }
 
+/// A makedevs table as the board load read and checked it.
+#[derive(Debug)]
+pub struct DeviceTable {
+    pub path: PathBuf,
+    pub text: String,
+}
+
 /// A service directory and the name it gets in `/etc/s6/services`.
 #[derive(Debug)]
 pub struct Service {
@@ -192,8 +207,11 @@ impl Board {
         let kernel = kernel(kernel_raw, &qemu.console).map_err(error)?;
         let users = accounts::users(raw.users.unwrap_or_default()).map_err(error)?;
         let groups = accounts::groups(raw.groups.unwrap_or_default(), &users).map_err(error)?;
-        let (init, log_ids) =
-            accounts::init(raw.init.unwrap_or_default(), &users).map_err(error)?;
+        let accounts::Init {
+            options: init,
+            log_ids,
+            warnings: init_warnings,
+        } = accounts::init(raw.init.unwrap_or_default(), &users).map_err(error)?;
         let packages = raw.packages.unwrap_or_default();
         let packages = Packages {
             include: packages.include.unwrap_or_default(),
@@ -261,10 +279,17 @@ impl Board {
         let mut devices = Vec::new();
         for table in raw.devices.unwrap_or_default() {
             let path = PathBuf::from(&table);
-            check_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
-            devices.push(path);
+            let text =
+                read_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
+            devices.push(DeviceTable { path, text });
         }
         let services = services(raw.services.unwrap_or_default()).map_err(error)?;
+        if matches!(kernel.source, KernelSource::File(_)) && kernel.dtb.is_some() {
+            return Err(error(problem(
+                "[kernel] dtb",
+                "is taken from the kernel package; with [kernel] path, pass the device tree to kiln boot --dtb",
+            )));
+        }
         let image = raw.image.map(image::validate).transpose().map_err(error)?;
         if let Some(spec) = &image {
             // What can be checked before the contents are known: explicit starts, sizes
@@ -288,6 +313,28 @@ impl Board {
                 }
             }
         }
+        if kernel.package().is_none() {
+            let needs = if !kernel.modules.is_empty() {
+                Some("[kernel] modules")
+            } else if image
+                .as_ref()
+                .is_some_and(|image| !image.modules.is_empty())
+            {
+                Some("[image] modules")
+            } else if image.as_ref().is_some_and(|image| image.boot().is_some()) {
+                Some("a boot partition")
+            } else {
+                None
+            };
+            if let Some(needs) = needs {
+                return Err(error(problem(
+                    "[kernel] package",
+                    format!(
+                        "missing: {needs} takes its files from the kernel package (note: e.g. package = \"linux-image-arm64\")"
+                    ),
+                )));
+            }
+        }
         Ok(Board {
             name,
             file: file.to_path_buf(),
@@ -296,6 +343,10 @@ impl Board {
             qemu,
             init,
             log_ids,
+            warnings: init_warnings
+                .into_iter()
+                .map(|warning| format!("[init]: {warning}"))
+                .collect(),
             packages,
             users,
             groups,
@@ -310,6 +361,11 @@ impl Board {
     /// The default output directory, `out/<board>`.
     pub fn out_dir(&self) -> PathBuf {
         PathBuf::from("out").join(&self.name)
+    }
+
+    /// The card or disk image's name in `dir`: `<board>.img`.
+    pub fn image_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.img", self.name))
     }
 }
 
@@ -404,7 +460,10 @@ fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
         .machine
         .ok_or_else(|| problem("[qemu] machine", "missing, e.g. virt or q35"))?;
     let memory = raw.memory.unwrap_or_else(|| "256M".to_string());
-    let digits = memory.trim_end_matches(['K', 'M', 'G', 'T']);
+    // QEMU's -m: a number, optionally with one of its suffixes (any case).
+    let digits = memory
+        .strip_suffix(|c: char| "kKmMgGtT".contains(c))
+        .unwrap_or(&memory);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
         return Err(problem(
             "[qemu] memory",
@@ -481,7 +540,7 @@ fn kernel(raw: RawKernel, console: &str) -> Result<Kernel, Problem> {
     })
 }
 
-/// Module names and aliases: letters, digits, `_`, `-`, `,`, `*`-free.
+/// Module names and aliases: 1 to 64 letters, digits, `_`, `-`, `,` or `:`.
 pub fn check_module_names(key: &str, names: &[String]) -> Result<(), Problem> {
     for name in names {
         let ok = !name.is_empty()
@@ -511,18 +570,38 @@ fn overlay(index: usize, raw: RawOverlay) -> Result<Overlay, Problem> {
             ),
         ));
     }
-    let dest = match raw.dest.as_deref().unwrap_or("/") {
-        dest if dest.trim_matches('/').is_empty() => None,
-        dest => Some(
-            ArchivePath::new(dest)
-                .map_err(|err| problem(key("dest"), format!("{dest:?}: {err}")))?,
-        ),
+    let dest_text = raw.dest.as_deref().unwrap_or("/");
+    let dest = match ArchivePath::new(dest_text) {
+        Ok(dest) => Some(dest),
+        // `/`, `.` and `./` all name the image's root.
+        Err(crate::tree::PathError::Empty) => None,
+        Err(err) => return Err(problem(key("dest"), format!("{dest_text:?}: {err}"))),
     };
     let mut files = BTreeMap::new();
     for (path, meta) in raw.files.unwrap_or_default() {
         let file_key = key(&format!("files.{path:?}"));
         let archive_path =
             ArchivePath::new(&path).map_err(|err| problem(&file_key, err.to_string()))?;
+        // A declared path must name something the overlay has: a typo would leave the
+        // file with the default mode, unnoticed.
+        let relative = match &dest {
+            None => Some(archive_path.as_str()),
+            Some(dest) => archive_path
+                .as_str()
+                .strip_prefix(dest.as_str())
+                .and_then(|rest| rest.strip_prefix('/')),
+        };
+        let exists = relative
+            .is_some_and(|relative| std::fs::symlink_metadata(source.join(relative)).is_ok());
+        if !exists {
+            return Err(problem(
+                &file_key,
+                format!(
+                    "{} has no {archive_path} (note: files are image paths, the overlay's dest included)",
+                    source.display()
+                ),
+            ));
+        }
         let mode = match &meta.mode {
             None => None,
             Some(mode) => Some(
@@ -588,11 +667,12 @@ fn services(raw: Vec<String>) -> Result<Vec<Service>, Problem> {
     Ok(services)
 }
 
-/// Parses a makedevs table into a scratch tree: its mistakes are the board's.
-fn check_device_table(path: &Path) -> Result<(), String> {
+/// Reads and checks a makedevs table: its mistakes are the board's, found at load.
+fn read_device_table(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("unable to read device table {}: {err}", path.display()))?;
-    crate::source::makedevs::check(path, &text).map_err(|err| format!("{err:#}"))
+    crate::source::makedevs::check(path, &text).map_err(|err| format!("{err:#}"))?;
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub struct RawKernel {
     pub path: Option<String>,
     /// Kernel command line.
     pub cmdline: Option<String>,
-    /// Device tree for real boards: a path inside the kernel package, or a file.
+    /// Device tree for real boards: its path under the kernel package's dtbs directory.
     pub dtb: Option<String>,
     /// Kernel modules (names or aliases) to put in the image with what they need, loaded
     /// in order by stage 2: e.g. a watchdog, an SD host driver, a filesystem.

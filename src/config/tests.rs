@@ -369,7 +369,7 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     };
     assert_eq!(board.name, "c");
     same(&board.overlays[0].source, parent.join("overlay"));
-    same(&board.devices[0], parent.join("devices.txt"));
+    same(&board.devices[0].path, parent.join("devices.txt"));
     same(&board.services[0].dir, parent.join("svc"));
     assert_eq!(board.services[0].name, "svc");
     // The child's own paths resolve against the child.
@@ -380,6 +380,37 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     let board = Board::load(&child).unwrap();
     assert_eq!(board.overlays.len(), 1);
     assert_eq!(board.overlays[0].source, dir.0.join("child").join("own"));
+}
+
+#[test]
+fn nobody_is_the_log_user_without_users() {
+    let dir = Dir::new("nobody");
+    for init in ["", "[init]\nlog_user = \"nobody\"\n"] {
+        let path = dir.write("b.toml", &format!("{MINIMAL}{init}"));
+        assert_eq!(
+            Board::load(&path).unwrap().log_ids,
+            (65534, 65534),
+            "{init}"
+        );
+    }
+}
+
+#[test]
+fn init_dirs_cannot_take_the_fixed_files() {
+    let dir = Dir::new("fixed");
+    for (key, value) in [
+        ("tmpfsdir", "/sbin/init"),
+        ("basedir", "/dev/null/x"),
+        ("tmpfsdir", "/init"),
+    ] {
+        let err = dir.error(&format!("{MINIMAL}[init]\n{key} = \"{value}\"\n"));
+        assert!(
+            err.starts_with(&format!(
+                "DIR/b.toml: [init] {key}: \"{value}\": {key} must not be"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]

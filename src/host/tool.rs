@@ -1,10 +1,33 @@
 //! Host tools: found on PATH (or the sbin directories a non-root PATH lacks) with the
 //! Debian package to install when missing, and run with their stderr kept for the error.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+
+/// One word as POSIX sh reads it: plain when it is only safe characters, else in
+/// single quotes (a quote inside written `'\''`).
+pub fn sh_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=,:+@%".contains(&b))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line as a shell would take it, to reproduce a run by hand.
+pub fn shell_quoted(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|arg| sh_word(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// What a tool printed.
 pub struct Ran {
@@ -15,7 +38,9 @@ pub struct Ran {
 /// Runs a tool, feeding `input` (from a thread, so a tool that answers while it reads
 /// cannot deadlock on full pipes); fails with its stderr and the command line.
 pub fn run(command: &mut Command, input: Option<&str>) -> Result<Ran> {
-    let shown = format!("{command:?}");
+    let mut argv = vec![command.get_program().to_os_string()];
+    argv.extend(command.get_args().map(OsString::from));
+    let shown = shell_quoted(&argv);
     command
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -92,4 +117,23 @@ pub fn find(name: &str) -> Result<PathBuf> {
     bail!(
         "{name} is not installed\nnote: apt-get install --no-install-recommends {package} (ci/install-packages and ci/install-qemu install every tool kiln uses)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_for_a_shell() {
+        let argv: Vec<OsString> = vec![
+            "qemu".into(),
+            "-append".into(),
+            "console=ttyS0 panic=-1".into(),
+            "it's".into(),
+        ];
+        assert_eq!(
+            crate::host::tool::shell_quoted(&argv),
+            "qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'"
+        );
+    }
 }

@@ -48,12 +48,12 @@ pub fn from_package(
             let Some((_, node)) = find(&|path| {
                 path.starts_with("usr/lib/linux-image-") && path.ends_with(&format!("/{dtb}"))
             }) else {
-                bail!(
+                bail!(crate::error::Input(format!(
                     "{}: [kernel] dtb: {dtb} is not in {} (from {})",
                     board.file.display(),
                     deb.display(),
                     kernel_path
-                );
+                )));
             };
             Some(save(&node, &format!("{}.dtb", board.name))?)
         }

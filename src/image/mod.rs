@@ -75,17 +75,16 @@ pub fn make(
     let scratch = scratch_dir.path.as_path();
     let mut boot = Vec::new();
     if let Some(partition) = spec.boot() {
-        let deb = crate::fetch::kernel_deb(&rootfs.debs).with_context(|| {
-            format!(
+        let deb = crate::fetch::kernel_deb(&rootfs.debs).ok_or_else(|| {
+            crate::error::input(format!(
                 "{}: a boot partition needs [kernel] package",
                 board.file.display()
-            )
+            ))
         })?;
         let (kernel, dtb) = kernel::from_package(board, deb, scratch)?;
         boot.push(("vmlinuz".to_string(), kernel));
-        if let (Some(dtb_path), Some(name)) = (dtb, &board.kernel.dtb) {
-            let base = name.rsplit('/').next().unwrap_or(name).to_string();
-            boot.push((base, dtb_path));
+        if let (Some(dtb_path), Some(name)) = (dtb, board.kernel.dtb_file_name()) {
+            boot.push((name.to_string(), dtb_path));
         }
         let initrd = scratch.join("initrd.img");
         let stage0 = stage0::tree(&rootfs.tree, board, &rootfs.debs)?;

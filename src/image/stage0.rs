@@ -29,10 +29,10 @@ const STAGE0_APPLETS: [&str; 9] = [
 pub fn tree(image: &Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Result<Tree> {
     let origin = "kiln stage 0";
     let Some(busybox_path) = crate::tree::resolve::resolve(image, "/bin/busybox") else {
-        bail!(
+        bail!(crate::error::Input(format!(
             "{}: a card image needs busybox in the image for its stage-0 initramfs (note: add busybox-static to [packages] include)",
             board.file.display()
-        );
+        )));
     };
     let Some(Node {
         kind: Kind::File(content),
@@ -60,7 +60,9 @@ pub fn tree(image: &Tree, board: &Board, debs: &BTreeMap<String, PathBuf>) -> Re
     )?;
     for applet in STAGE0_APPLETS {
         if !applets.iter().any(|name| name == applet) {
-            bail!("{busybox_path} has no {applet} applet, which kiln's stage 0 needs");
+            bail!(crate::error::Input(format!(
+                "{busybox_path} has no {applet} applet, which kiln's stage 0 needs"
+            )));
         }
         tree.insert(
             ArchivePath::new(&format!("bin/{applet}"))?,

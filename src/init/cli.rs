@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::options::{LogUser, Opt, Options};
+use super::options::{LogUser, NOBODY, Opt, Options};
 use super::{Config, generate};
 use crate::archive::{self, Format};
 use crate::host::temp::{TempError, TempFile};
@@ -245,56 +245,48 @@ fn resolve_log_user(
         None => None,
     };
     let invalid = |value: &str, why: String| Failure::Invalid(format!("-u {value:?}: {why}"));
+    if let Some((file, entries)) = &entries {
+        return log_user.resolve(entries).ok_or_else(|| match log_user {
+            LogUser::Uid(uid) => invalid(
+                &uid.to_string(),
+                format!("no entry with uid {uid} in {file}"),
+            ),
+            LogUser::Name(name) => invalid(
+                &String::from_utf8_lossy(name),
+                format!("unknown user: not in {file}"),
+            ),
+            _ => invalid("", format!("not in {file}")),
+        });
+    }
+    if let Some(ids) = log_user.resolve(&[]) {
+        return Ok(ids);
+    }
     match log_user {
-        // The default `nobody`: Debian's 65534:65534 unless the target says otherwise.
-        LogUser::Default => Ok(entries
-            .as_ref()
-            .and_then(|(_, entries)| find_name(entries, b"nobody"))
-            .unwrap_or((65534, 65534))),
-        LogUser::Ids(uid, gid) => Ok((*uid, *gid)),
-        LogUser::Uid(uid) => {
-            let Some((file, entries)) = &entries else {
-                return Err(invalid(
-                    &uid.to_string(),
-                    format!(
-                        "a bare uid needs the target passwd to find its gid (note: pass --passwd FILE, or -u {uid}:GID)"
-                    ),
-                ));
-            };
-            entries
-                .iter()
-                .find(|entry| entry.id == *uid)
-                .and_then(|entry| Some((entry.id, entry.gid?)))
-                .ok_or_else(|| {
-                    invalid(
-                        &uid.to_string(),
-                        format!("no entry with uid {uid} in {file}"),
-                    )
-                })
-        }
+        LogUser::Uid(uid) => Err(invalid(
+            &uid.to_string(),
+            format!(
+                "a bare uid needs the target passwd to find its gid (note: pass --passwd FILE, or -u {uid}:GID)"
+            ),
+        )),
         LogUser::Name(name) => {
+            // The seed's behaviour, kept only as a warned fallback: the build host's
+            // users say nothing about the target's. Boards never get here: their log
+            // user must be one of their [[users]].
             let shown = String::from_utf8_lossy(name);
-            match &entries {
-                Some((file, entries)) => find_name(entries, name)
-                    .ok_or_else(|| invalid(&shown, format!("unknown user: not in {file}"))),
-                None if name == b"nobody" => Ok((65534, 65534)),
-                None => {
-                    // The seed's behaviour, kept only as a warned fallback: the build
-                    // host's users say nothing about the target's. Boards never get here:
-                    // their log user must be one of their [[users]].
-                    let host = fs::read("/etc/passwd").unwrap_or_default();
-                    let found = find_name(&parse_passwd(&host, "/etc/passwd", &mut Vec::new()), name)
-                        .ok_or_else(|| {
-                            invalid(&shown, "unknown user (note: pass the target's passwd with --passwd FILE, or a numeric UID:GID)".to_string())
-                        })?;
-                    warnings.push(format!(
-                        "-u {shown:?}: resolved against the build host's /etc/passwd as {}:{}; pass the target's with --passwd FILE",
-                        found.0, found.1
-                    ));
-                    Ok(found)
-                }
-            }
+            let host = fs::read("/etc/passwd").unwrap_or_default();
+            let found = find_name(&parse_passwd(&host, "/etc/passwd", &mut Vec::new()), name)
+                .ok_or_else(|| {
+                    invalid(&shown, "unknown user (note: pass the target's passwd with --passwd FILE, or a numeric UID:GID)".to_string())
+                })?;
+            warnings.push(format!(
+                "-u {shown:?}: resolved against the build host's /etc/passwd as {}:{}; pass the target's with --passwd FILE",
+                found.0, found.1
+            ));
+            Ok(found)
         }
+        // `resolve` answers these without a passwd; spelled out to stay total.
+        LogUser::Ids(uid, gid) => Ok((*uid, *gid)),
+        LogUser::Default => Ok(NOBODY),
     }
 }
 
@@ -330,7 +322,8 @@ fn write_archive(request: &Invocation, format: Format) -> Result<(), Failure> {
         )));
     }
     let generated = generate(&request.config);
-    let tree = super::image::image_tree(&request.config, &generated, format.container);
+    let tree = super::image::image_tree(&request.config, &generated, format.container)
+        .map_err(|err| Failure::Invalid(err.to_string()))?;
     let options = archive::Options::from_env().map_err(|err| Failure::Invalid(err.to_string()))?;
     let system = |err: archive::ArchiveError| Failure::System(err.to_string());
     let temp_failed = |err: TempError| Failure::System(err.to_string());

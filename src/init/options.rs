@@ -6,6 +6,10 @@
 //! the rules and the reasons are one set. The log user stays a [`LogUser`] until the
 //! target's passwd is known: the maker takes `--passwd`, a board its `[[users]]`.
 
+/// Files every init image has (stage 1 and the nodes pid 1 needs before /dev is
+/// mounted): the basedir and the tmpfsdir are directories, so they cannot be these.
+const FIXED_FILES: [&str; 4] = ["/dev/console", "/dev/null", "/sbin/init", "/init"];
+
 /// Linux's shebang buffer (BINPRM_BUF_SIZE) since 5.1, newline included.
 const SHEBANG_MAX: usize = 256;
 
@@ -76,6 +80,32 @@ pub enum LogUser {
     Uid(u32),
     /// `UID:GID`.
     Ids(u32, u32),
+}
+
+/// Debian's `nobody`, the log user when none is given and the target has none.
+pub const NOBODY: (u32, u32) = (65534, 65534);
+
+impl LogUser {
+    /// The uid and gid in a target's accounts (its passwd, or a board's users), by the
+    /// one rule both front ends use: the default and `nobody` fall back to Debian's
+    /// 65534:65534 when the target does not list them; `None` when a name or a bare uid
+    /// is not there.
+    pub fn resolve(&self, entries: &[crate::passwd::Entry]) -> Option<(u32, u32)> {
+        let by_name = |name: &[u8]| {
+            let entry = crate::passwd::by_name(entries, name)?;
+            Some((entry.id, entry.gid?))
+        };
+        match self {
+            LogUser::Default => Some(by_name(b"nobody").unwrap_or(NOBODY)),
+            LogUser::Ids(uid, gid) => Some((*uid, *gid)),
+            LogUser::Name(name) if name == b"nobody" => Some(by_name(name).unwrap_or(NOBODY)),
+            LogUser::Name(name) => by_name(name),
+            LogUser::Uid(uid) => entries
+                .iter()
+                .find(|entry| entry.id == *uid)
+                .and_then(|entry| Some((entry.id, entry.gid?))),
+        }
+    }
 }
 
 /// Everything the maker takes, validated. Byte strings are what the user passed; they
@@ -227,6 +257,21 @@ impl Options {
                         basedir: c.clone(),
                         tmpfsdir: t.clone(),
                     });
+                }
+                for (opt, dir) in [(Opt::Basedir, c), (Opt::Tmpfsdir, t)] {
+                    if let Some(file) = FIXED_FILES
+                        .iter()
+                        .find(|file| dir == *file || inside(dir, file))
+                    {
+                        return Err(Invalid::Value {
+                            opt,
+                            value: dir.as_bytes().to_vec(),
+                            why: format!(
+                                "{} must not be {file} or below it: the image needs that file there",
+                                opt.key()
+                            ),
+                        });
+                    }
                 }
             }
         }

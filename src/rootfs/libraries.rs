@@ -48,10 +48,10 @@ pub fn pull(image: &mut Tree, pool: &Tree, arch: Arch) -> Result<Vec<elf::Link>>
         }
         if !progress {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            bail!(
+            bail!(crate::error::Input(format!(
                 "the image's ELF closure is incomplete:\n  {}\nnote: add the package that provides it to [packages] include",
                 text.join("\n  ")
-            );
+            )));
         }
     }
     bail!("the ELF closure did not settle after 32 rounds")
@@ -62,9 +62,9 @@ pub fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
     for program in ["execlineb", "export", "cd"] {
         let path = format!("{}/{program}", config.options.execline_bindir);
         if crate::tree::resolve::resolve(image, &path).is_none() {
-            bail!(
+            bail!(crate::error::Input(format!(
                 "[init] execline_bindir: {path} is not in the image (note: Debian's execline lives in /usr/lib/execline/bin)"
-            );
+            )));
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
-//! The image tree of a board: fetched packages, libraries, busybox links, overlays,
-//! users, the generated init, device tables, services and modules, in that order, each
-//! step overriding the previous path by path. The kernel package is fetched for booting
-//! but never put in the image. `build` then writes the tree in the board's formats.
+//! The image tree of a board: fetched packages, busybox links, overlays, users, the
+//! generated init, device tables, services and modules, in that order, each step
+//! overriding the previous path by path; then the loaders and libraries the ELF closure
+//! still lacks, pulled from the fetched packages (they only fill missing paths). The
+//! kernel package is fetched for booting but never put in the image. `build` then
+//! writes the tree in the board's formats.
 
 pub mod busybox;
 pub mod libraries;
@@ -96,11 +98,9 @@ pub fn compose(
         &config,
         &generated,
         Container::Cpio,
-    ))?;
+    )?)?;
     for table in &board.devices {
-        let text = std::fs::read_to_string(table)
-            .with_context(|| format!("unable to read device table {}", table.display()))?;
-        makedevs::apply(&mut image, table, &text)?;
+        makedevs::apply(&mut image, &table.path, &table.text)?;
     }
     for service in &board.services {
         let dest = ArchivePath::new(&format!("etc/s6/services/{}", service.name))?;

@@ -71,10 +71,10 @@ pub fn select(image: &mut Tree, data: &Tree, patterns: &[String], package: &str)
                 .map(|(path, _)| path.to_string())
                 .take(8)
                 .collect();
-            bail!(
+            bail!(crate::error::Input(format!(
                 "[packages.select] {package}: {pattern} matches nothing\nnote: the package has e.g. {}",
                 near.join(", ")
-            );
+            )));
         }
     }
     Ok(())

@@ -237,6 +237,8 @@ pub enum TreeError {
         origin: Arc<str>,
         child: ArchivePath,
     },
+    #[error(transparent)]
+    Path(#[from] PathError),
 }
 
 /// A bad path or a conflicting entry is input.

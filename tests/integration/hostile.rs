@@ -371,6 +371,7 @@ fn cases() -> Vec<Case> {
             name: "an overlay mode beyond 07777",
             setup: |dir| {
                 fs::create_dir(dir.join("o")).unwrap();
+                write(dir, "o/x", "x");
                 vec![
                     "config".into(),
                     board(

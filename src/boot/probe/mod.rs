@@ -17,11 +17,6 @@ const STAGE2: &str = include_str!("overlay/etc/probe-stage2");
 pub const STAGE2_PATH: &str = "/etc/kiln-probe-stage2";
 pub const SERVICE_PATH: &str = "etc/s6/services/kiln-probe/run";
 
-/// `'...'` for sh.
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
-}
-
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -35,12 +30,18 @@ pub fn service(config: &Config) -> String {
     SERVICE
         .replacen(
             "\nT=/run\n",
-            &format!("\nT={}\n", sh_quote(&config.options.tmpfsdir)),
+            &format!(
+                "\nT={}\n",
+                crate::host::tool::sh_word(&config.options.tmpfsdir)
+            ),
             1,
         )
         .replacen(
             "\nB=/etc/s6-linux-init/current\n",
-            &format!("\nB={}\n", sh_quote(&config.options.basedir)),
+            &format!(
+                "\nB={}\n",
+                crate::host::tool::sh_word(&config.options.basedir)
+            ),
             1,
         )
 }
@@ -56,11 +57,14 @@ pub fn stage2(config: &Config, original: &[u8]) -> String {
             );
         }
     }
-    let original = sh_quote(&String::from_utf8_lossy(original));
+    let original = crate::host::tool::sh_word(&String::from_utf8_lossy(original));
     STAGE2
         .replacen(
             "\nT=/run\n",
-            &format!("\nT={}\n", sh_quote(&config.options.tmpfsdir)),
+            &format!(
+                "\nT={}\n",
+                crate::host::tool::sh_word(&config.options.tmpfsdir)
+            ),
             1,
         )
         .replace("    echo \"PROBE stage2-env=[$KILN_E]\"\n", &env_lines)

@@ -97,9 +97,9 @@ fn the_probe_scripts_are_fitted_to_the_board() {
     let config = config(options);
     let service = service(&config);
     assert!(service.contains("\nT='/run/it'\\''s'\n"), "{service}");
-    assert!(service.contains("\nB='/etc/init'\n"), "{service}");
+    assert!(service.contains("\nB=/etc/init\n"), "{service}");
     let stage2 = stage2(&config, b"/etc/rc.other");
-    assert!(stage2.contains("exec '/etc/rc.other'"), "{stage2}");
+    assert!(stage2.contains("exec /etc/rc.other"), "{stage2}");
     assert!(stage2.contains("PROBE env KILN_E="), "{stage2}");
     assert!(!stage2.contains("/etc/rc.init"), "{stage2}");
 }
