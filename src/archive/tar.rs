@@ -6,8 +6,9 @@
 //! names: the first in tree order carries the data, the rest are link entries to it.
 //! Sockets have no tar representation and are refused rather than dropped.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
+use super::read::Target;
 use super::{ArchiveError, Options};
 use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
@@ -300,13 +301,8 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-/// Reads a whole tar stream into `tree`, later entries replacing earlier ones.
-pub(crate) fn read_into(
-    input: &mut dyn Read,
-    tree: &mut Tree,
-    origin: &str,
-    store: &mut dyn FnMut(&mut dyn Read, u64, &str) -> io::Result<Content>,
-) -> io::Result<()> {
+/// Reads a whole tar stream into the target, later entries replacing earlier ones.
+pub(crate) fn read_into(input: &mut dyn BufRead, target: &mut Target<'_>) -> io::Result<()> {
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -333,7 +329,7 @@ pub(crate) fn read_into(
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                Kind::File(store(&mut entry, size, &name)?)
+                Kind::File(target.store(&mut entry, size, &name)?)
             }
             tar::EntryType::Symlink => Kind::Symlink(link.unwrap_or_default()),
             tar::EntryType::Link => {
@@ -358,10 +354,7 @@ pub(crate) fn read_into(
                 )));
             }
         };
-        let mut node = Node::new(kind, meta, origin);
-        node.mtime = header.mtime().ok();
-        tree.replace(path, node)
-            .map_err(|err| invalid(err.to_string()))?;
+        target.put(path, kind, meta, header.mtime().ok(), &name)?;
     }
     Ok(())
 }
