@@ -18,6 +18,10 @@ use std::io;
 /// bodies, tar's GNU long names and links, and pax `path` and `linkpath` values.
 pub const PATH_MAX: u64 = 4096;
 
+/// Largest pax extended header (`x`) or global header (`g`) block. kiln writes a few
+/// records per entry; GNU tar and bsdtar write at most a few KiB (long names, xattrs).
+pub const PAX_HEADER: u64 = 1 << 20;
+
 /// Most nodes one archive may make in a tree, counting the parent directories its paths
 /// imply: a deep path made of fresh directories adds one node per component.
 pub const TREE_PATHS: usize = 1 << 20;
@@ -95,7 +99,7 @@ mod tests {
             exceeded("link target", 1 << 30, PATH_MAX).to_string(),
             "link target of 1073741824 bytes exceeds the 4096-byte limit"
         );
-        assert_eq!(describe(XZ_MEMORY), "the 256 MiB limit");
+        assert_eq!(describe(PAX_HEADER), "the 1 MiB limit");
         assert!(check("name", PATH_MAX, PATH_MAX).is_ok());
         assert_eq!(
             check("name", PATH_MAX + 1, PATH_MAX).unwrap_err().kind(),
