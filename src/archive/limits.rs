@@ -30,6 +30,15 @@ pub const TREE_PATHS: usize = 1 << 20;
 /// Each name is at most [`PATH_MAX`], but a million of them would still be 4 GiB.
 pub const TREE_NAME_BYTES: u64 = 64 << 20;
 
+/// Largest `control` file of a .deb, which is read into memory to parse its fields
+/// (Debian's largest are a few KiB).
+pub const CONTROL_FILE: u64 = 4 << 20;
+
+/// Most bytes a .deb's `control.tar` may decompress to. Only `control` is kept, but the
+/// other members (md5sums, maintainer scripts, symbols) are decoded to reach it; the
+/// largest md5sums in Debian are about 10 MiB.
+pub const CONTROL_TAR: u64 = 64 << 20;
+
 /// Most memory the xz decoder may use. xz -9 needs 65 MiB to decode; a stream that asks
 /// for more (a dictionary of up to 4 GiB can be declared) is refused rather than obeyed.
 pub const XZ_MEMORY: u64 = 256 << 20;
