@@ -6,12 +6,17 @@
 //! inode and only the *last* name in archive order carries the data: the kernel opens every
 //! later name of a group without truncating, but truncates the inode to each record's size,
 //! so data on the first name would be cut back to zero by the next one (GNU cpio agrees).
+//!
+//! The reader takes archives made by others: names and symlink targets are bounded by
+//! `limits::PATH_MAX` before they are read, the 070702 variant's data sums are verified,
+//! and a record cut short anywhere is an error naming the entry, never a shorter tree.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read, Write};
 
+use super::limits::{self, in_entry, invalid, truncated};
+use super::read::{Target, cut_short, drain, read_full};
 use super::{ArchiveError, Options, copy_exact};
-use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 
 /// First inode number; 0 is avoided because some readers treat it as "no inode".
@@ -115,49 +120,91 @@ pub(crate) struct Header {
     pub size: u32,
     pub dev: (u32, u32),
     pub rdev: (u32, u32),
+    /// In the 070702 ("crc") variant, the sum of a regular file's bytes; else `None`.
+    pub check: Option<u32>,
 }
 
+/// Magic and thirteen 8-digit hex fields.
+const HEADER_LEN: usize = 110;
+
+/// The header's fields in order, for messages.
+const FIELDS: [&str; 13] = [
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+];
+
 /// Reads one header, or `None` at the trailer. `position` tracks the stream offset so the
-/// 4-byte padding can be computed.
+/// 4-byte padding can be computed. The name is bounded by `limits::PATH_MAX` before it is
+/// read.
 pub(crate) fn read_header(
     input: &mut dyn BufRead,
     position: &mut u64,
 ) -> io::Result<Option<Header>> {
-    let mut raw = [0u8; 110];
-    input.read_exact(&mut raw)?;
-    *position += 110;
+    let at = *position;
+    let mut raw = [0u8; HEADER_LEN];
+    match read_full(input, &mut raw)? {
+        0 => {
+            return Err(truncated(format!(
+                "truncated: ends at byte {at} without a {TRAILER} record"
+            )));
+        }
+        HEADER_LEN => {}
+        got => {
+            return Err(truncated(format!(
+                "truncated: the header at byte {at} ends after {got} of {HEADER_LEN} bytes"
+            )));
+        }
+    }
+    *position += HEADER_LEN as u64;
     if &raw[..6] != MAGIC && &raw[..6] != MAGIC_CRC {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "bad cpio magic {:?} (only newc is supported)",
-                String::from_utf8_lossy(&raw[..6])
-            ),
-        ));
+        return Err(invalid(format!(
+            "header at byte {at}: bad cpio magic {:?} (only newc is supported)",
+            String::from_utf8_lossy(&raw[..6])
+        )));
     }
     let field = |index: usize| -> io::Result<u32> {
         let text = &raw[6 + index * 8..6 + index * 8 + 8];
+        // from_str_radix alone would take a leading '+'.
         std::str::from_utf8(text)
             .ok()
+            .filter(|text| text.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|text| u32::from_str_radix(text, 16).ok())
             .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "bad hex field in cpio header")
+                invalid(format!(
+                    "header at byte {at}: {} {:?} is not 8 hex digits",
+                    FIELDS[index],
+                    String::from_utf8_lossy(text)
+                ))
             })
     };
-    let name_size = field(11)? as u64;
-    if name_size == 0 || name_size > 1 << 20 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "bad cpio name size",
-        ));
+    let name_size = u64::from(field(11)?);
+    if name_size == 0 {
+        return Err(invalid(format!(
+            "header at byte {at}: namesize 0 leaves no room for the name's NUL"
+        )));
     }
-    let mut name = Vec::new();
-    input.take(name_size).read_to_end(&mut name)?;
-    if name.len() as u64 != name_size {
-        return Err(io::ErrorKind::UnexpectedEof.into());
+    limits::check("name", name_size - 1, limits::PATH_MAX)
+        .map_err(|err| invalid(format!("entry at byte {at}: {err}")))?;
+    let mut name = vec![0u8; name_size as usize];
+    let got = read_full(input, &mut name)?;
+    if got < name.len() {
+        return Err(truncated(format!(
+            "entry at byte {at}: truncated: name of {name_size} bytes ends after {got}"
+        )));
     }
     *position += name_size;
-    skip_padding(input, position)?;
+    skip_padding(input, position).map_err(|err| in_entry_at(at, err))?;
     while name.last() == Some(&0) {
         name.pop();
     }
@@ -175,50 +222,70 @@ pub(crate) fn read_header(
         size: field(6)?,
         dev: (field(7)?, field(8)?),
         rdev: (field(9)?, field(10)?),
+        check: if &raw[..6] == MAGIC_CRC {
+            Some(field(12)?)
+        } else {
+            None
+        },
     }))
 }
 
+fn in_entry_at(at: u64, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("entry at byte {at}: {err}"))
+}
+
+/// Skips the NULs that align the stream to 4 bytes.
 pub(crate) fn skip_padding(input: &mut dyn BufRead, position: &mut u64) -> io::Result<()> {
-    let pad = (4 - (*position % 4)) % 4;
-    if pad > 0 {
-        let mut zeros = [0u8; 3];
-        input.read_exact(&mut zeros[..pad as usize])?;
-        *position += pad;
+    let pad = ((4 - (*position % 4)) % 4) as usize;
+    let mut zeros = [0u8; 3];
+    let got = read_full(input, &mut zeros[..pad])?;
+    if got < pad {
+        return Err(truncated("truncated: the padding after it is cut short"));
     }
+    *position += pad as u64;
     Ok(())
 }
 
-/// Reads one newc archive (up to its trailer) from `input` into `tree`, later entries
-/// replacing earlier ones as the kernel does. Data goes through `store`, which returns the
-/// content to record for a body of `len` bytes.
-pub(crate) fn read_into(
-    input: &mut dyn BufRead,
-    tree: &mut Tree,
-    origin: &str,
-    store: &mut dyn FnMut(&mut dyn Read, u64, &str) -> io::Result<Content>,
-) -> io::Result<()> {
+/// Reads one newc archive (up to its trailer) from `input` into the target, later entries
+/// replacing earlier ones as the kernel does. Data goes through the target's store. A
+/// record cut short anywhere is an error naming the entry, never a shorter tree.
+pub(crate) fn read_into(input: &mut dyn BufRead, target: &mut Target<'_>) -> io::Result<()> {
     let mut position = 0u64;
     // (ino, dev) of multiply-linked files → the first name seen.
     let mut links: BTreeMap<(u32, u32, u32), ArchivePath> = BTreeMap::new();
     while let Some(header) = read_header(input, &mut position)? {
         let name = String::from_utf8_lossy(&header.name).into_owned();
-        let mut body = input.take(u64::from(header.size));
+        let entry = |err| in_entry(&name, err);
+        let size = u64::from(header.size);
         let path = match ArchivePath::from_bytes(&header.name) {
             Ok(path) => Some(path),
             // The root directory itself ("." or "/") carries nothing kiln keeps.
             Err(crate::tree::PathError::Empty) => None,
-            Err(err) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("member {name:?}: {err}"),
-                ));
-            }
+            Err(err) => return Err(entry(invalid(err.to_string()))),
         };
+        // The type and the 12 permission bits; anything above them is not a mode.
+        if header.mode > 0o177777 {
+            return Err(entry(invalid(format!(
+                "mode {:o} has bits above the file type",
+                header.mode
+            ))));
+        }
         let meta = Meta::new(header.mode, header.uid, header.gid);
+        let mut body = Summed {
+            inner: &mut *input,
+            sum: 0,
+        };
         let kind = match header.mode & 0o170000 {
-            0o040000 => Some(Kind::Dir),
             0o100000 => {
-                let content = store(&mut body, u64::from(header.size), &name)?;
+                let content = target.store(&mut body, size, &name)?;
+                if let Some(check) = header.check {
+                    if body.sum != check {
+                        return Err(entry(invalid(format!(
+                            "checksum {:08x} of the data does not match the header's {check:08x}",
+                            body.sum
+                        ))));
+                    }
+                }
                 let key = (header.ino, header.dev.0, header.dev.1);
                 match (
                     header.nlink > 1,
@@ -226,7 +293,7 @@ pub(crate) fn read_into(
                 ) {
                     (true, Some(first)) => {
                         if !content.is_empty() {
-                            if let Some(node) = tree.get_mut(first) {
+                            if let Some(node) = target.tree.get_mut(first) {
                                 node.kind = Kind::File(content);
                             }
                         }
@@ -242,44 +309,70 @@ pub(crate) fn read_into(
                 }
             }
             0o120000 => {
-                let mut target = Vec::new();
-                body.read_to_end(&mut target)?;
-                Some(Kind::Symlink(String::from_utf8_lossy(&target).into_owned()))
+                // The target is held in memory: bound the claim before reading it.
+                limits::check("link target", size, limits::PATH_MAX).map_err(entry)?;
+                let mut link = Vec::with_capacity(size as usize);
+                Read::take(&mut body, size)
+                    .read_to_end(&mut link)
+                    .map_err(entry)?;
+                if (link.len() as u64) < size {
+                    return Err(entry(cut_short(size, link.len() as u64)));
+                }
+                Some(Kind::Symlink(String::from_utf8_lossy(&link).into_owned()))
             }
-            0o020000 => Some(Kind::CharDev {
-                major: header.rdev.0,
-                minor: header.rdev.1,
-            }),
-            0o060000 => Some(Kind::BlockDev {
-                major: header.rdev.0,
-                minor: header.rdev.1,
-            }),
-            0o010000 => Some(Kind::Fifo),
-            0o140000 => Some(Kind::Socket),
             other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("member {name:?}: unknown file type {other:o}"),
-                ));
+                let kind = match other {
+                    0o040000 => Some(Kind::Dir),
+                    0o020000 => Some(Kind::CharDev {
+                        major: header.rdev.0,
+                        minor: header.rdev.1,
+                    }),
+                    0o060000 => Some(Kind::BlockDev {
+                        major: header.rdev.0,
+                        minor: header.rdev.1,
+                    }),
+                    0o010000 => Some(Kind::Fifo),
+                    0o140000 => Some(Kind::Socket),
+                    other => {
+                        return Err(entry(invalid(format!("unknown file type {other:o}"))));
+                    }
+                };
+                // Nothing of these is kept, but the body must be there.
+                drain(&mut Read::take(&mut body, size), size).map_err(entry)?;
+                kind
             }
         };
-        // Drain whatever the kind did not consume, then the padding.
-        io::copy(&mut body, &mut io::sink())?;
-        position += u64::from(header.size);
-        skip_padding(input, &mut position)?;
+        position += size;
+        skip_padding(input, &mut position).map_err(entry)?;
         if let (Some(path), Some(kind)) = (path, kind) {
-            let mut node = Node::new(kind, meta, origin);
-            node.mtime = Some(u64::from(header.mtime));
-            tree.replace(path, node)
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
+            target.put(path, kind, meta, Some(u64::from(header.mtime)), &name)?;
         }
     }
     Ok(())
 }
 
+/// A body being read, with the running sum of its bytes that the 070702 format's check
+/// field holds.
+struct Summed<'a> {
+    inner: &'a mut dyn BufRead,
+    sum: u32,
+}
+
+impl Read for Summed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        for &byte in &buf[..got] {
+            self.sum = self.sum.wrapping_add(u32::from(byte));
+        }
+        Ok(got)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::read::tests::{compressed, refused, small_tree as readable_tree, written};
+    use crate::archive::{Compression, Container, Format};
     use crate::tree::Meta;
 
     fn small_tree() -> Tree {
@@ -306,6 +399,172 @@ mod tests {
             07070100000001000041ed0000000000000000000000020000000000000000000000000000000000000000000000000000000400000000dev@@@07070100000002000021800000000000000000000000010000000000000000000000000000000000000005000000010000000c00000000dev/console@@@07070100000003000081ed000000000000000000000001000000000000000a000000000000000000000000000000000000000500000000init@@#!/bin/sh
             @@070701000000040000a1ff000000000000000000000001000000000000000b000000000000000000000000000000000000000300000000sh@@@@bin/busybox@07070100000000000000000000000000000000000000010000000000000000000000000000000000000000000000000000000b00000000TRAILER!!!@@@@"#]]
         .assert_eq(&text);
+    }
+
+    /// One newc record assembled by hand, so that it can claim what kiln's writer never
+    /// would: `size` bytes of data (none follow; the caller appends what it wants) and a
+    /// name size of `name_size` (the real one when `None`).
+    fn record(
+        magic: &[u8; 6],
+        name: &str,
+        mode: u32,
+        size: u32,
+        name_size: Option<u32>,
+        check: u32,
+    ) -> Vec<u8> {
+        let name_size = name_size.unwrap_or(name.len() as u32 + 1);
+        let fields = [1, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, name_size, check];
+        let mut out = magic.to_vec();
+        for field in fields {
+            out.extend_from_slice(format!("{field:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        pad(&mut out);
+        out
+    }
+
+    fn pad(bytes: &mut Vec<u8>) {
+        while bytes.len() % 4 != 0 {
+            bytes.push(0);
+        }
+    }
+
+    fn trailer() -> Vec<u8> {
+        record(MAGIC, TRAILER, 0, 0, None, 0)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        compressed(bytes, crate::archive::Compression::Gzip)
+    }
+
+    /// Where the `nth` record (from 0) of a kiln-written archive starts.
+    fn record_start(bytes: &[u8], nth: usize) -> usize {
+        bytes
+            .windows(MAGIC.len())
+            .enumerate()
+            .filter(|(_, window)| window == MAGIC)
+            .map(|(at, _)| at)
+            .nth(nth)
+            .unwrap()
+    }
+
+    /// Issue "Hostile input never hurts": a 1 MB cpio.gz claiming a 1 GiB symlink target
+    /// took 3 GB of memory. The claim alone is refused: no target follows it here, so a
+    /// reader that tried to read it would report a truncation instead.
+    #[test]
+    fn a_symlink_target_claim_beyond_path_max_is_refused_unread() {
+        let bomb = record(MAGIC, "link", 0o120777, 1 << 30, None, 0);
+        refused(
+            "bomb.cpio.gz",
+            &gzip(&bomb),
+            "unable to read archive bomb.cpio.gz: entry \"link\": link target of 1073741824 bytes exceeds the 4096-byte limit",
+        );
+        // PATH_MAX itself is fine.
+        let mut longest = record(MAGIC, "link", 0o120777, 4096, None, 0);
+        longest.extend_from_slice(&[b'a'; 4096]);
+        longest.extend_from_slice(&trailer());
+        let archive =
+            crate::archive::read::read_stream(&longest[..], std::path::Path::new("x")).unwrap();
+        let link = ArchivePath::new("link").unwrap();
+        assert_eq!(
+            archive.tree.get(&link).unwrap().kind,
+            Kind::Symlink("a".repeat(4096))
+        );
+    }
+
+    #[test]
+    fn a_name_size_claim_beyond_path_max_is_refused_unread() {
+        let bomb = record(MAGIC, "x", 0o100644, 0, Some(1 << 30), 0);
+        refused(
+            "bomb.cpio",
+            &bomb,
+            "unable to read archive bomb.cpio: entry at byte 0: name of 1073741823 bytes exceeds the 4096-byte limit",
+        );
+    }
+
+    #[test]
+    fn a_truncated_archive_is_refused_naming_where() {
+        let good = written(
+            &readable_tree(),
+            Format::new(Container::Cpio, Compression::None),
+        );
+        let body = good
+            .windows(12)
+            .position(|window| window == b"hello, world")
+            .unwrap();
+        refused(
+            "x.cpio",
+            &good[..body + 3],
+            "unable to read archive x.cpio: entry \"etc/hello\": truncated: expected 13 bytes, got 3",
+        );
+        let second = record_start(&good, 1);
+        refused(
+            "x.cpio",
+            &good[..second + 50],
+            &format!(
+                "unable to read archive x.cpio: truncated: the header at byte {second} ends after 50 of 110 bytes"
+            ),
+        );
+        let last = record_start(&good, 3);
+        refused(
+            "x.cpio",
+            &good[..last],
+            &format!(
+                "unable to read archive x.cpio: truncated: ends at byte {last} without a TRAILER!!! record"
+            ),
+        );
+    }
+
+    #[test]
+    fn crc_format_sums_are_verified() {
+        // "hello" sums to 532 (0x214).
+        let archive = |check: u32| {
+            let mut bytes = record(MAGIC_CRC, "f", 0o100644, 5, None, check);
+            bytes.extend_from_slice(b"hello");
+            pad(&mut bytes);
+            bytes.extend_from_slice(&trailer());
+            bytes
+        };
+        let good = crate::archive::read::read_stream(&archive(532)[..], std::path::Path::new("x"))
+            .unwrap();
+        assert_eq!(good.tree.len(), 1);
+        refused(
+            "x.cpio",
+            &archive(533),
+            "unable to read archive x.cpio: entry \"f\": checksum 00000214 of the data does not match the header's 00000215",
+        );
+    }
+
+    #[test]
+    fn modes_beyond_type_and_permissions_are_refused() {
+        let mut bytes = record(MAGIC, "f", 0o1100644, 0, None, 0);
+        bytes.extend_from_slice(&trailer());
+        refused(
+            "x.cpio",
+            &bytes,
+            "unable to read archive x.cpio: entry \"f\": mode 1100644 has bits above the file type",
+        );
+    }
+
+    /// Each name is at most PATH_MAX, but a deep one of fresh directories adds a node per
+    /// component: the tree's total is bounded too.
+    #[test]
+    fn deep_paths_run_into_the_tree_limit() {
+        let mut bytes = Vec::new();
+        let deep = |top: usize| format!("{top}/{}f", "a/".repeat(2046));
+        for top in 0..10 {
+            bytes.extend_from_slice(&record(MAGIC, &deep(top), 0o100644, 0, None, 0));
+        }
+        bytes.extend_from_slice(&trailer());
+        refused(
+            "deep.cpio.gz",
+            &gzip(&bytes),
+            &format!(
+                "unable to read archive deep.cpio.gz: entry {:?}... (4095 bytes): the archive's paths and link targets exceed the 64 MiB limit",
+                &deep(8)[..200]
+            ),
+        );
     }
 
     #[test]

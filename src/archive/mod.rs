@@ -6,6 +6,7 @@
 
 pub mod compress;
 pub mod cpio;
+pub mod limits;
 pub mod read;
 pub mod tar;
 

@@ -3,14 +3,18 @@
 //!
 //! File bodies are spooled once and streamed when an image is written; owners and modes are
 //! the package's own. Nothing here runs package code or consults the host's dpkg.
+//!
+//! A package is input made by others: each ar member's size is checked against what is
+//! left of the file, and `control` is read into memory only within `limits::CONTROL_FILE`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::archive::read;
-use crate::tree::{ArchivePath, Kind, Node, Tree};
+use crate::archive::{limits, read};
+use crate::tree::content::Content;
+use crate::tree::{ArchivePath, Tree};
 
 /// A .deb read back.
 #[derive(Clone)]
@@ -114,7 +118,16 @@ struct Scanned {
     data: Option<Tree>,
 }
 
+/// ar's global header.
+const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
+/// One member header: name, mtime, uid, gid, mode, size, then "`\n".
+const AR_HEADER: usize = 60;
+
 /// Walks the ar members; stops after control.tar when only that is wanted.
+///
+/// The ar framing is read here rather than by the `ar` crate so that every member's size
+/// is checked against what is left of the file (whose length is known) before anything
+/// is read, and so that a member cut short is an error naming it.
 fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
     let io = |source| DebError::Io {
         path: path.to_path_buf(),
@@ -125,31 +138,81 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
         what,
     };
     let file = File::open(path).map_err(io)?;
-    let mut archive = ar::Archive::new(BufReader::new(file));
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut input = BufReader::new(file);
+    let mut magic = [0u8; AR_MAGIC.len()];
+    if read::read_full(&mut input, &mut magic).map_err(io)? < magic.len() || &magic != AR_MAGIC {
+        return Err(invalid("not a Debian package: no ar magic".to_string()));
+    }
+    let mut position = AR_MAGIC.len() as u64;
     let mut scanned = Scanned::default();
-    while let Some(entry) = archive.next_entry() {
-        let mut entry = entry.map_err(io)?;
-        let member = String::from_utf8_lossy(entry.header().identifier())
+    loop {
+        // Members start on even offsets; the odd one out is padded with a newline.
+        if position % 2 == 1 {
+            let mut pad = [0u8; 1];
+            if read::read_full(&mut input, &mut pad).map_err(io)? == 0 {
+                break;
+            }
+            position += 1;
+        }
+        let at = position;
+        let mut header = [0u8; AR_HEADER];
+        match read::read_full(&mut input, &mut header).map_err(io)? {
+            0 => break,
+            AR_HEADER => {}
+            got => {
+                return Err(invalid(format!(
+                    "truncated: the member header at byte {at} ends after {got} of {AR_HEADER} bytes"
+                )));
+            }
+        }
+        position += AR_HEADER as u64;
+        let member = String::from_utf8_lossy(&header[..16])
+            .trim_end()
             .trim_end_matches('/')
             .to_string();
+        if &header[58..] != b"`\n" {
+            return Err(invalid(format!(
+                "member {member:?}: the header at byte {at} is not an ar member header"
+            )));
+        }
+        let size = std::str::from_utf8(&header[48..58])
+            .ok()
+            .map(str::trim_end)
+            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "member {member}: size field {:?} is not a number",
+                    String::from_utf8_lossy(&header[48..58])
+                ))
+            })?;
+        let remaining = file_len.saturating_sub(position);
+        if size > remaining {
+            return Err(invalid(format!(
+                "member {member}: claims {size} bytes, but only {remaining} are left in the file"
+            )));
+        }
         let origin = path.join(&member);
+        let mut entry = (&mut input).take(size);
         if member == "debian-binary" {
-            let mut version = String::new();
-            entry.read_to_string(&mut version).map_err(io)?;
-            if !version.starts_with("2.") {
+            // "2.0\n" in every real package.
+            let mut version = Vec::new();
+            (&mut entry)
+                .take(64)
+                .read_to_end(&mut version)
+                .map_err(io)?;
+            if !version.starts_with(b"2.") {
                 return Err(invalid(format!(
                     "unsupported .deb format {:?}",
-                    version.trim()
+                    String::from_utf8_lossy(&version).trim()
                 )));
             }
             scanned.saw_version = true;
         } else if member.starts_with("control.tar") {
-            let tree = read::read_stream(&mut entry, &origin)
-                .map_err(|err| invalid(format!("member {member}: {err}")))?
-                .tree;
-            let control =
-                parse_control(&tree).map_err(|what| invalid(format!("member {member}: {what}")))?;
-            scanned.control = Some(control);
+            let fields = read_control_tar(&mut entry, &origin)
+                .map_err(|err| invalid(format!("member {member}: {err}")))?;
+            scanned.control = Some(fields);
             if wanted == Members::ControlOnly {
                 break;
             }
@@ -158,21 +221,40 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
                 .map_err(|err| invalid(format!("member {member}: {err}")))?;
             scanned.data = Some(archive.tree);
         }
+        // Whatever the member's reader left (or all of a member kiln does not read).
+        read::drain(&mut entry, size).map_err(|err| match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => invalid(format!("member {member}: {err}")),
+            _ => io(err),
+        })?;
+        position += size;
     }
     Ok(scanned)
 }
 
-fn parse_control(tree: &Tree) -> Result<BTreeMap<String, String>, String> {
-    let path = ArchivePath::new("control").expect("literal");
-    let Some(Node {
-        kind: Kind::File(content),
-        ..
-    }) = tree.get(&path)
-    else {
-        return Err("no control file".to_string());
-    };
-    let bytes = content.read_all().map_err(|err| err.to_string())?;
-    Ok(parse_fields(&String::from_utf8_lossy(&bytes)))
+/// The fields of `control`, from a control.tar (any compression). Only `control` is held
+/// in memory, bounded by `limits::CONTROL_FILE` before it is read; the other members are
+/// decoded and dropped, and the whole stream may decode to at most `limits::CONTROL_TAR`.
+fn read_control_tar(
+    member: &mut dyn Read,
+    origin: &Path,
+) -> std::io::Result<BTreeMap<String, String>> {
+    let mut control: Option<Vec<u8>> = None;
+    let mut keep_control =
+        |body: &mut dyn Read, len: u64, name: &str| -> std::io::Result<Content> {
+            let is_control = ArchivePath::from_bytes(name.as_bytes())
+                .is_ok_and(|path| path.as_str() == "control");
+            if is_control {
+                limits::check("control file", len, limits::CONTROL_FILE)?;
+                let mut bytes = Vec::with_capacity(len as usize);
+                body.read_to_end(&mut bytes)?;
+                control = Some(bytes);
+            }
+            // Nothing of control.tar but the fields is kept.
+            Ok(Content::inline(Vec::new()))
+        };
+    read::read_with(member, origin, limits::CONTROL_TAR, &mut keep_control)?;
+    let control = control.ok_or_else(|| limits::invalid("no control file"))?;
+    Ok(parse_fields(&String::from_utf8_lossy(&control)))
 }
 
 /// RFC 822-style fields; continuation lines are joined with a newline.
@@ -233,16 +315,119 @@ pub(crate) mod tests {
             Compression::Zstd => ".zst",
             Compression::Xz => ".xz",
         };
+        ar_file(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control_tar),
+            (&format!("data.tar{suffix}"), data_tar),
+        ])
+    }
+
+    /// An ar archive of `members`, written by the `ar` crate.
+    fn ar_file(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut builder = ar::Builder::new(Vec::new());
-        for (name, bytes) in [
-            ("debian-binary".to_string(), b"2.0\n".to_vec()),
-            ("control.tar.gz".to_string(), control_tar),
-            (format!("data.tar{suffix}"), data_tar),
-        ] {
-            let header = ar::Header::new(name.into_bytes(), bytes.len() as u64);
+        for (name, bytes) in members {
+            let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
             builder.append(&header, &bytes[..]).unwrap();
         }
         builder.into_inner().unwrap()
+    }
+
+    fn tar_of(tree: &Tree, compression: Compression) -> Vec<u8> {
+        archive::read::tests::written(tree, Format::new(Container::Tar, compression))
+    }
+
+    fn data_tree() -> Tree {
+        let mut data = Tree::new();
+        data.file("usr/bin/hello", vec![b'h'; 5000], Meta::root(0o755), "t")
+            .unwrap();
+        data
+    }
+
+    /// Issue "Hostile input never hurts": a .deb with a 1 GiB control file took 1 GB of
+    /// memory. The claim alone is refused: no data follows it here.
+    #[test]
+    fn a_control_file_claim_beyond_the_limit_is_refused_unread() {
+        let mut claim = tar::Header::new_ustar();
+        claim.set_path("./control").unwrap();
+        claim.set_entry_type(tar::EntryType::Regular);
+        claim.set_mode(0o644);
+        claim.set_uid(0);
+        claim.set_gid(0);
+        claim.set_mtime(0);
+        claim.set_size(5 << 20);
+        claim.set_cksum();
+        let control_tar = archive::read::tests::compressed(claim.as_bytes(), Compression::Gzip);
+        let deb = ar_file(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control_tar),
+            ("data.tar.gz", tar_of(&data_tree(), Compression::Gzip)),
+        ]);
+        archive::read::tests::refused(
+            "bomb.deb",
+            &deb,
+            "bomb.deb: member control.tar.gz: entry \"control\": control file of 5242880 bytes exceeds the 4 MiB limit",
+        );
+    }
+
+    /// Only `control` is bounded: other control.tar members (md5sums) may be larger.
+    #[test]
+    fn control_tar_members_other_than_control_may_exceed_its_limit() {
+        let mut control = Tree::new();
+        control
+            .file("control", "Package: big\n", Meta::root(0o644), "t")
+            .unwrap();
+        control
+            .file("md5sums", vec![b'0'; 5 << 20], Meta::root(0o644), "t")
+            .unwrap();
+        let deb = ar_file(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.xz", tar_of(&control, Compression::Xz)),
+            ("data.tar.xz", tar_of(&data_tree(), Compression::Xz)),
+        ]);
+        let dir = std::env::temp_dir().join(format!("kiln-deb-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.deb");
+        std::fs::write(&path, deb).unwrap();
+        let package = read(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(package.unwrap().name(), "big");
+    }
+
+    /// Issue "Hostile input never hurts": an ar member claiming more bytes than the file
+    /// has was read short without a word.
+    #[test]
+    fn a_member_claiming_more_than_the_file_holds_is_refused() {
+        let data = tar_of(&data_tree(), Compression::None);
+        let claimed = data.len();
+        let deb = make_deb("Package: p\n", &data_tree(), Compression::None);
+        archive::read::tests::refused(
+            "x.deb",
+            &deb[..deb.len() - 10],
+            &format!(
+                "x.deb: member data.tar: claims {claimed} bytes, but only {} are left in the file",
+                claimed - 10
+            ),
+        );
+    }
+
+    /// Issue "Hostile input never hurts": a .deb with its xz tail cut was read as if whole.
+    #[test]
+    fn a_cut_data_tar_xz_is_refused() {
+        let data = tar_of(&data_tree(), Compression::Xz);
+        let mut control_tree = Tree::new();
+        control_tree
+            .file("control", "Package: p\n", Meta::root(0o644), "t")
+            .unwrap();
+        let deb = ar_file(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", tar_of(&control_tree, Compression::Gzip)),
+            ("data.tar.xz", data[..data.len() - 20].to_vec()),
+        ]);
+        archive::read::tests::refused(
+            "x.deb",
+            &deb,
+            "x.deb: member data.tar.xz: xz data is cut short (premature eof)",
+        );
     }
 
     #[test]
