@@ -122,6 +122,85 @@ fn list(dir: &Path, text: &str) -> String {
     write(dir, "l.list", text)
 }
 
+/// A newc header for one entry, by hand (the writers refuse to make bad archives).
+fn newc_header(name: &str, mode: u32, filesize: u64, namesize: u64) -> Vec<u8> {
+    format!(
+        "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+        1, mode, 0, 0, 1, 0, filesize, 0, 0, 0, 0, namesize, 0
+    )
+    .into_bytes()
+    .into_iter()
+    .chain(name.bytes())
+    .chain(std::iter::once(0))
+    .collect()
+}
+
+fn pad4(bytes: &mut Vec<u8>) {
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+}
+
+/// `len` bytes of `byte`, gzip-compressed as they stream (a bomb: tiny on disk).
+fn gzip_of(prefix: &[u8], byte: u8, len: u64, suffix: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(prefix).unwrap();
+    let block = vec![byte; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        gz.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    gz.write_all(suffix).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A valid archive of the small list, in `format`, as kiln writes it.
+fn packed(dir: &Path, format: &str) -> Vec<u8> {
+    let list = small_list(dir);
+    let out = dir.join(format!("seed.{format}"));
+    let status = crate::util::kiln()
+        .current_dir(dir)
+        .args(["pack", &list, "-o", s(&out)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = fs::read(&out).unwrap();
+    fs::remove_file(&out).unwrap();
+    fs::remove_file(dir.join("ok.list")).unwrap();
+    bytes
+}
+
+/// A tar header block for `name` of `kind` claiming `size` bytes, checksummed.
+fn tar_header(name: &str, kind: u8, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap_or(());
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::new(kind));
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+/// A .deb (ar) whose control.tar.gz holds `control` of `len` bytes of `byte`.
+fn deb_with_control(len: u64) -> Vec<u8> {
+    let mut control_tar = tar_header("./control", b'0', len);
+    control_tar.truncate(512);
+    let mut body = Vec::new();
+    body.extend_from_slice(&control_tar);
+    let gz = gzip_of(&body, b'a', len, &[0u8; 1024]);
+    let mut ar = ar::Builder::new(Vec::new());
+    let add = |ar: &mut ar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let header = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
+        ar.append(&header, data).unwrap();
+    };
+    add(&mut ar, "debian-binary", b"2.0\n");
+    add(&mut ar, "control.tar.gz", &gz);
+    ar.into_inner().unwrap()
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // Outputs that are not regular files are never replaced.
@@ -689,6 +768,212 @@ fn cases() -> Vec<Case> {
             code: 100,
             message: "unable to read archive missing.cpio",
         },
+        // Archives made by others: lengths bounded before anything is held.
+        Case {
+            name: "a cpio.gz whose 1 GiB symlink target is really there",
+            setup: |dir| {
+                let mut head = newc_header("big-link", 0o120777, 1 << 30, 9);
+                pad4(&mut head);
+                let mut tail = Vec::new();
+                pad4(&mut tail);
+                let mut trailer = newc_header("TRAILER!!!", 0, 0, 11);
+                pad4(&mut trailer);
+                vec![
+                    "ls".into(),
+                    write(dir, "bomb.cpio.gz", gzip_of(&head, b'a', 1 << 30, &trailer)),
+                ]
+            },
+            code: 100,
+            message: "big-link",
+        },
+        Case {
+            name: "a cpio name that claims 1 GiB",
+            setup: |dir| {
+                let mut bytes = newc_header("x", 0o100644, 0, 1 << 30);
+                pad4(&mut bytes);
+                vec!["ls".into(), write(dir, "name.cpio", bytes)]
+            },
+            code: 100,
+            message: "name.cpio",
+        },
+        Case {
+            name: "a tar.gz with a 1 GiB pax header",
+            setup: |dir| {
+                let head = tar_header("././@PaxHeader", b'x', 1 << 30);
+                vec![
+                    "ls".into(),
+                    write(
+                        dir,
+                        "pax.tar.gz",
+                        gzip_of(&head, b'a', 1 << 30, &[0u8; 1024]),
+                    ),
+                ]
+            },
+            code: 100,
+            message: "pax.tar.gz",
+        },
+        Case {
+            name: "a tar.gz with a 1 GiB GNU long name",
+            setup: |dir| {
+                let head = tar_header("././@LongLink", b'L', 1 << 30);
+                vec![
+                    "ls".into(),
+                    write(
+                        dir,
+                        "long.tar.gz",
+                        gzip_of(&head, b'a', 1 << 30, &[0u8; 1024]),
+                    ),
+                ]
+            },
+            code: 100,
+            message: "long.tar.gz",
+        },
+        Case {
+            name: "a .deb with a 1 GiB control file",
+            setup: |dir| {
+                vec![
+                    "ls".into(),
+                    write(dir, "bomb.deb", deb_with_control(1 << 30)),
+                ]
+            },
+            code: 100,
+            message: "bomb.deb",
+        },
+        Case {
+            name: "an ar member that claims more than the file",
+            setup: |dir| {
+                let mut bytes = deb_with_control(16);
+                // The control.tar.gz member's size field (bytes 48..58 of its header).
+                let at = bytes
+                    .windows(14)
+                    .position(|w| w == b"control.tar.gz")
+                    .unwrap();
+                bytes[at + 48..at + 58].copy_from_slice(b"9999999999");
+                vec!["ls".into(), write(dir, "short.deb", bytes)]
+            },
+            code: 100,
+            message: "short.deb",
+        },
+        // Corrupt data: a mismatch or a cut is an error, never a shorter archive.
+        Case {
+            name: "a cpio.gz with a bad CRC",
+            setup: |dir| {
+                let mut bytes = packed(dir, "cpio.gz");
+                let at = bytes.len() - 8;
+                bytes[at] ^= 0xff;
+                vec!["ls".into(), write(dir, "crc.cpio.gz", bytes)]
+            },
+            code: 100,
+            message: "crc.cpio.gz",
+        },
+        Case {
+            name: "a tar.gz with its trailer cut",
+            setup: |dir| {
+                let mut bytes = packed(dir, "tar.gz");
+                bytes.truncate(bytes.len() - 8);
+                vec!["ls".into(), write(dir, "cut.tar.gz", bytes)]
+            },
+            code: 100,
+            message: "cut.tar.gz",
+        },
+        Case {
+            name: "a tar.xz with its tail cut",
+            setup: |dir| {
+                let mut bytes = packed(dir, "tar.xz");
+                bytes.truncate(bytes.len() - 12);
+                vec!["ls".into(), write(dir, "cut.tar.xz", bytes)]
+            },
+            code: 100,
+            message: "cut.tar.xz",
+        },
+        Case {
+            name: "a cpio.zst cut short",
+            setup: |dir| {
+                let mut bytes = packed(dir, "cpio.zst");
+                bytes.truncate(bytes.len() - 6);
+                vec!["ls".into(), write(dir, "cut.cpio.zst", bytes)]
+            },
+            code: 100,
+            message: "cut.cpio.zst",
+        },
+        Case {
+            name: "a cpio.xz with a flipped byte",
+            setup: |dir| {
+                let mut bytes = packed(dir, "cpio.xz");
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0x55;
+                vec!["ls".into(), write(dir, "flip.cpio.xz", bytes)]
+            },
+            code: 100,
+            message: "flip.cpio.xz",
+        },
+        Case {
+            name: "a tar with a bad header checksum",
+            setup: |dir| {
+                let mut bytes = packed(dir, "tar");
+                bytes[148] = b'7';
+                bytes[149] = b'7';
+                vec!["ls".into(), write(dir, "sum.tar", bytes)]
+            },
+            code: 100,
+            message: "sum.tar",
+        },
+        Case {
+            name: "a cpio cut in a body",
+            setup: |dir| {
+                let mut bytes = newc_header("file", 0o100644, 100, 5);
+                pad4(&mut bytes);
+                bytes.extend_from_slice(b"only a little");
+                vec!["ls".into(), write(dir, "body.cpio", bytes)]
+            },
+            code: 100,
+            message: "file",
+        },
+        Case {
+            name: "a tar with a pax uid of 2^32",
+            setup: |dir| {
+                let record = "20 uid=4294967296\n";
+                let mut bytes = tar_header("././@PaxHeader", b'x', record.len() as u64);
+                bytes.extend_from_slice(record.as_bytes());
+                bytes.resize(1024, 0);
+                bytes.extend_from_slice(&tar_header("root-or-not", b'0', 0));
+                bytes.resize(bytes.len() + 1024, 0);
+                vec!["ls".into(), write(dir, "uid.tar", bytes)]
+            },
+            code: 100,
+            message: "uid.tar",
+        },
+        Case {
+            name: "a cpio with an unknown file type",
+            setup: |dir| {
+                let mut bytes = newc_header("odd", 0o030644, 0, 4);
+                pad4(&mut bytes);
+                vec!["ls".into(), write(dir, "type.cpio", bytes)]
+            },
+            code: 100,
+            message: "type.cpio",
+        },
+        Case {
+            name: "a tar entry named ..",
+            setup: |dir| {
+                let mut bytes = tar_header("a/../../etc/passwd", b'0', 0);
+                bytes.resize(bytes.len() + 1024, 0);
+                vec![
+                    "pack".into(),
+                    write(dir, "dots.tar", bytes),
+                    "-o".into(),
+                    "o.cpio".into(),
+                ]
+            },
+            code: 100,
+            message: "dots.tar",
+        },
+        Case {
+            name: "a .deb that is not an ar archive",
+            setup: |dir| vec!["ls".into(), write(dir, "x.deb", b"!<arch>\nnot really")],
+            code: 100,
+            message: "x.deb",
+        },
         // Usage.
         Case {
             name: "an unknown option",
@@ -777,7 +1062,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn hostile_inputs_are_refused_cleanly() {
     let cases = cases();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert!(cases.len() >= 60, "{} cases", cases.len());
     // Under CI a missing GNU time fails here; elsewhere the memory is not measured.
     let _ = have("/usr/bin/time");
     let mut failures = Vec::new();
