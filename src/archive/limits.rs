@@ -24,7 +24,7 @@ pub const PAX_HEADER: u64 = 1 << 20;
 
 /// Most nodes one archive may make in a tree, counting the parent directories its paths
 /// imply: a deep path made of fresh directories adds one node per component.
-pub const TREE_PATHS: usize = 1 << 20;
+pub const TREE_PATHS: usize = 1 << 19;
 
 /// Most bytes of paths and link targets one archive may put in a tree, parents included.
 /// Each name is at most [`PATH_MAX`], but a million of them would still be 4 GiB.
@@ -41,7 +41,7 @@ pub const CONTROL_TAR: u64 = 64 << 20;
 
 /// Most memory the xz decoder may use. xz -9 needs 65 MiB to decode; a stream that asks
 /// for more (a dictionary of up to 4 GiB can be declared) is refused rather than obeyed.
-pub const XZ_MEMORY: u64 = 256 << 20;
+pub const XZ_MEMORY: u64 = 128 << 20;
 
 /// Largest zstd window, as a power of two: 128 MiB, zstd's own default limit, which every
 /// level up to 19 stays below (the `--long` and `--ultra` modes may not).

@@ -595,7 +595,7 @@ pub(crate) mod tests {
         refused(
             "x.tar.xz",
             &xz,
-            "unable to read archive x.tar.xz: xz data needs more memory to decode than the 256 MiB limit",
+            "unable to read archive x.tar.xz: xz data needs more memory to decode than the 128 MiB limit",
         );
     }
 
