@@ -210,12 +210,12 @@ pub fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
             let _ = std::io::stdout().write_all(text.as_bytes());
             return ExitCode::SUCCESS;
         }
-        let prefix = if text.starts_with("error:") {
-            "kiln: "
+        if text.starts_with("error:") {
+            eprint!("kiln: {text}");
         } else {
-            ""
-        };
-        eprint!("{prefix}{text}");
+            // No command at all: the help, then what is wrong, as every error says it.
+            eprint!("{text}\nkiln: error: no command given (note: kiln --help lists them)\n");
+        }
         ExitCode::from(crate::error::EXIT_INPUT)
     })
 }

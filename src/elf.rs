@@ -212,20 +212,39 @@ fn is_compatible(tree: &Tree, path: &ArchivePath, arch: Arch) -> bool {
 /// `dir/*.conf` form.
 fn ld_so_conf(tree: &Tree) -> Vec<String> {
     let mut dirs = Vec::new();
-    read_conf(tree, "/etc/ld.so.conf", &mut dirs, 0);
-    dirs
+    read_conf(tree, "/etc/ld.so.conf", &mut dirs, &mut Vec::new(), 0);
+    let mut unique = Vec::new();
+    for dir in dirs {
+        if !unique.contains(&dir) {
+            unique.push(dir);
+        }
+    }
+    unique
 }
 
-fn read_conf(tree: &Tree, file: &str, dirs: &mut Vec<String>, depth: usize) {
-    let Some(text) =
-        crate::tree::resolve::resolve(tree, file).and_then(|path| match tree.get(&path) {
-            Some(Node {
-                kind: Kind::File(content),
-                ..
-            }) => content.read_all().ok(),
-            _ => None,
-        })
-    else {
+fn read_conf(
+    tree: &Tree,
+    file: &str,
+    dirs: &mut Vec<String>,
+    seen: &mut Vec<ArchivePath>,
+    depth: usize,
+) {
+    // Each file is read once, however many includes name it (includes of includes would
+    // otherwise multiply), and only when it is of a size an ld.so.conf can be.
+    let Some(path) = crate::tree::resolve::resolve(tree, file) else {
+        return;
+    };
+    if seen.contains(&path) {
+        return;
+    }
+    seen.push(path.clone());
+    let Some(text) = (match tree.get(&path) {
+        Some(Node {
+            kind: Kind::File(content),
+            ..
+        }) if content.len() <= 1 << 20 => content.read_all().ok(),
+        _ => None,
+    }) else {
         return;
     };
     for line in String::from_utf8_lossy(&text).lines() {
@@ -248,7 +267,7 @@ fn read_conf(tree: &Tree, file: &str, dirs: &mut Vec<String>, depth: usize) {
                 .collect();
             matches.sort();
             for included in matches {
-                read_conf(tree, &included, dirs, depth + 1);
+                read_conf(tree, &included, dirs, seen, depth + 1);
             }
         } else if line.starts_with('/') {
             dirs.push(line.to_string());

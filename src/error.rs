@@ -72,6 +72,19 @@ pub fn exit_code(err: &anyhow::Error, classifiers: &[Classifier]) -> u8 {
     if input { EXIT_INPUT } else { EXIT_SYSTEM }
 }
 
+/// An error and its sources, `: `-separated, as `{:#}` shows an `anyhow::Error`: for
+/// typed errors whose own text leaves the cause to the chain.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 /// A message as it may reach a terminal: control characters other than the newlines
 /// between its lines (ESC, carriage return, tab, DEL, C1) written as `\xHH`, so a
 /// name taken from an archive or a board cannot move the cursor or fake a line's start.

@@ -126,10 +126,17 @@ fn open_image(image: &Path) -> Result<Image> {
         target: shown.clone(),
         why,
     };
-    let mut file = match File::open(image) {
+    let mut file = match crate::host::input::open(image, true) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Err(crate::error::input(format!("{shown}: no such image file")));
+        }
+        Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+            return Err(refuse(
+                "the image must be a regular file or a block device (note: give the .img that kiln image wrote)"
+                    .to_string(),
+            )
+            .into());
         }
         Err(err) => return Err(err).with_context(|| format!("unable to open {shown}")),
     };
@@ -188,6 +195,19 @@ pub fn flash(image: &Path, target: &Path, options: &Options) -> Result<u64> {
                 refuse("it is neither a block device nor a regular file".to_string()).into(),
             );
         }
+    }
+    // A device name that does not exist (a typo, a card not inserted) must not become a
+    // file in /dev, which is RAM and where a later device would find it.
+    if existing.is_none()
+        && target
+            .parent()
+            .and_then(|dir| fs::canonicalize(dir).ok())
+            .is_some_and(|dir| dir.starts_with("/dev"))
+    {
+        return Err(refuse(
+            "no such device (note: is the card inserted? lsblk lists the disks)".to_string(),
+        )
+        .into());
     }
     let device = if existing.is_some() {
         block_device(target)?

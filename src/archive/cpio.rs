@@ -318,7 +318,15 @@ pub(crate) fn read_into(input: &mut dyn BufRead, target: &mut Target<'_>) -> io:
                 if (link.len() as u64) < size {
                     return Err(entry(cut_short(size, link.len() as u64)));
                 }
-                Some(Kind::Symlink(String::from_utf8_lossy(&link).into_owned()))
+                // Targets are text in the tree: a byte string that is not UTF-8 would be
+                // changed by converting it, so it is refused.
+                let target = String::from_utf8(link).map_err(|_| {
+                    entry(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "symlink target is not UTF-8",
+                    ))
+                })?;
+                Some(Kind::Symlink(target))
             }
             other => {
                 let kind = match other {
@@ -561,8 +569,8 @@ mod tests {
             "deep.cpio.gz",
             &gzip(&bytes),
             &format!(
-                "unable to read archive deep.cpio.gz: entry {:?}... (4095 bytes): the archive's paths and link targets exceed the 64 MiB limit",
-                &deep(8)[..200]
+                "unable to read archive deep.cpio.gz: entry {:?}... (4095 bytes): the archive's paths and link targets exceed the 16 MiB limit",
+                &deep(2)[..200]
             ),
         );
     }

@@ -24,11 +24,11 @@ pub const PAX_HEADER: u64 = 1 << 20;
 
 /// Most nodes one archive may make in a tree, counting the parent directories its paths
 /// imply: a deep path made of fresh directories adds one node per component.
-pub const TREE_PATHS: usize = 1 << 19;
+pub const TREE_PATHS: usize = 1 << 17;
 
 /// Most bytes of paths and link targets one archive may put in a tree, parents included.
 /// Each name is at most [`PATH_MAX`], but a million of them would still be 4 GiB.
-pub const TREE_NAME_BYTES: u64 = 64 << 20;
+pub const TREE_NAME_BYTES: u64 = 16 << 20;
 
 /// Largest `control` file of a .deb, which is read into memory to parse its fields
 /// (Debian's largest are a few KiB).

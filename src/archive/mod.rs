@@ -186,7 +186,8 @@ pub enum ArchiveError {
     Tree(#[from] TreeError),
     #[error(transparent)]
     Temp(#[from] TempError),
-    #[error("{context}: {source}")]
+    /// Shows only the context: the io error is its source, which a chain shows once.
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -204,7 +205,7 @@ impl ArchiveError {
     pub fn is_input_error(&self) -> bool {
         match self {
             ArchiveError::Io { .. } => false,
-            ArchiveError::Temp(temp) => matches!(temp, TempError::NotRegular { .. }),
+            ArchiveError::Temp(temp) => !matches!(temp, TempError::Io { .. }),
             _ => true,
         }
     }
@@ -334,7 +335,11 @@ fn id_names(tree: &Tree, file: &str) -> std::collections::BTreeMap<u32, String> 
     else {
         return names;
     };
-    // An unreadable file gives no names: tar keeps the numeric ids, which are what count.
+    // An unreadable file, or one larger than any real passwd (it is read whole), gives
+    // no names: tar keeps the numeric ids, which are what count.
+    if content.len() > 1 << 20 {
+        return names;
+    }
     let bytes = content.read_all().unwrap_or_default();
     for entry in crate::passwd::parse(&bytes).0 {
         names

@@ -13,7 +13,7 @@
 //! rather than a shorter tree. Decoder complaints become `InvalidData` (or `UnexpectedEof`
 //! for a cut stream); a failure to read the file itself keeps its own kind.
 
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct Archive {
 /// Reads the archive at `path`. Errors are `io::Error`s whose message names the problem;
 /// the caller adds the path.
 pub fn read_file(path: &Path) -> io::Result<Archive> {
-    let file = File::open(path)?;
+    let file = crate::host::input::open(path, false)?;
     // Absolute, so `kiln ls --list` locations work from any directory.
     let absolute = fs::canonicalize(path)?;
     read_stream(file, &absolute)

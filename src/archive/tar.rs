@@ -428,9 +428,12 @@ pub(crate) fn read_into(input: &mut dyn BufRead, target: &mut Target<'_>) -> io:
                         })?;
                         Kind::HardLink(to)
                     }
-                    b'2' => Kind::Symlink(
-                        String::from_utf8_lossy(link.as_deref().unwrap_or_default()).into_owned(),
-                    ),
+                    // Not UTF-8 would be changed by converting it: refused.
+                    b'2' => {
+                        Kind::Symlink(String::from_utf8(link.clone().unwrap_or_default()).map_err(
+                            |_| entry(invalid("symlink target is not UTF-8".to_string())),
+                        )?)
+                    }
                     b'3' => {
                         let (major, minor) = device().map_err(entry)?;
                         Kind::CharDev { major, minor }

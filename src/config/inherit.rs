@@ -6,11 +6,13 @@
 //! directory keeps its paths when a child inherits them; only then are the tables
 //! merged (tables key by key, values and arrays replace).
 
-use std::fs;
 use std::path::Path;
 
 use super::ConfigError;
 use super::raw::RawBoard;
+
+/// The largest board file kiln reads.
+const BOARD_LIMIT: u64 = 1 << 20;
 
 /// How deep `inherit` may go before it is taken for a loop.
 const MAX_DEPTH: usize = 8;
@@ -31,11 +33,13 @@ fn load_value(path: &Path, depth: usize) -> Result<toml::Table, ConfigError> {
             "inherit chain is longer than {MAX_DEPTH} files (a loop?)"
         )));
     }
-    let text = fs::read_to_string(path).map_err(|err| {
+    let bytes = crate::host::input::read(path, BOARD_LIMIT, "a board").map_err(|err| {
         error(format!(
             "unable to read board config: {err} (note: give the path of a .toml file, e.g. board-configs/qemu-aarch64.toml)"
         ))
     })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| error("a board config is UTF-8 text (TOML)".to_string()))?;
     // Unknown keys and wrong types, with line and column, before any merging.
     let raw: RawBoard = toml::from_str(&text).map_err(|err| error(err.to_string()))?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|err| error(err.to_string()))?;

@@ -669,8 +669,10 @@ fn services(raw: Vec<String>) -> Result<Vec<Service>, Problem> {
 
 /// Reads and checks a makedevs table: its mistakes are the board's, found at load.
 fn read_device_table(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
+    let bytes = crate::host::input::read(path, 4 << 20, "a device table")
         .map_err(|err| format!("unable to read device table {}: {err}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: a device table is UTF-8 text", path.display()))?;
     crate::source::makedevs::check(path, &text).map_err(|err| format!("{err:#}"))?;
     Ok(text)
 }

@@ -17,7 +17,8 @@ use std::sync::Mutex;
 #[derive(Debug, thiserror::Error)]
 pub enum TempError {
     /// The system failed: exit 111.
-    #[error("{context}: {source}")]
+    /// Shows only the context: the io error is its source, which a chain shows once.
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -28,6 +29,11 @@ pub enum TempError {
         "{path}: refusing to replace {what} with an output (note: name a regular file, or a new one)"
     )]
     NotRegular { path: String, what: &'static str },
+    /// The destination's directory does not exist (or the name ends in `/`): exit 100.
+    #[error(
+        "{path}: no such directory to write into (note: create it first, or name a file in an existing one)"
+    )]
+    NoDirectory { path: String },
 }
 
 impl TempError {
@@ -40,9 +46,11 @@ impl TempError {
     pub fn into_io(self) -> io::Error {
         let kind = match &self {
             TempError::Io { source, .. } => source.kind(),
-            TempError::NotRegular { .. } => io::ErrorKind::InvalidInput,
+            TempError::NotRegular { .. } | TempError::NoDirectory { .. } => {
+                io::ErrorKind::InvalidInput
+            }
         };
-        io::Error::new(kind, self.to_string())
+        io::Error::new(kind, crate::error::chain(&self))
     }
 }
 
@@ -50,7 +58,7 @@ impl TempError {
 pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::error::Kind> {
     cause.downcast_ref::<TempError>().map(|err| match err {
         TempError::Io { .. } => crate::error::Kind::System,
-        TempError::NotRegular { .. } => crate::error::Kind::Input,
+        TempError::NotRegular { .. } | TempError::NoDirectory { .. } => crate::error::Kind::Input,
     })
 }
 
@@ -79,8 +87,18 @@ pub fn remove_all() {
     }
 }
 
-/// Refuses a destination that exists and is not a regular file.
+/// Refuses a destination that exists and is not a regular file, or whose directory
+/// does not exist.
 fn check_destination(dest: &Path) -> Result<(), TempError> {
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") || !dir.is_dir() {
+        return Err(TempError::NoDirectory {
+            path: dest.display().to_string(),
+        });
+    }
     let metadata = match fs::symlink_metadata(dest) {
         Ok(metadata) => metadata,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -267,7 +285,7 @@ mod tests {
     fn outputs_never_replace_what_is_not_a_regular_file() {
         for (dest, what) in [
             ("/dev/null", "a character device"),
-            ("/", "a directory"),
+            ("/tmp", "a directory"),
             ("/proc/self", "a symlink"),
         ] {
             let err = TempFile::create(Path::new(dest)).err().unwrap();

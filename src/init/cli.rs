@@ -325,8 +325,8 @@ fn write_archive(request: &Invocation, format: Format) -> Result<(), Failure> {
     let tree = super::image::image_tree(&request.config, &generated, format.container)
         .map_err(|err| Failure::Invalid(err.to_string()))?;
     let options = archive::Options::from_env().map_err(|err| Failure::Invalid(err.to_string()))?;
-    let system = |err: archive::ArchiveError| Failure::System(err.to_string());
-    let temp_failed = |err: TempError| Failure::System(err.to_string());
+    let system = |err: archive::ArchiveError| Failure::System(crate::error::chain(&err));
+    let temp_failed = |err: TempError| Failure::System(crate::error::chain(&err));
     let temp = TempFile::create(dest).map_err(temp_failed)?;
     let file = temp.file.try_clone().map_err(|err| {
         Failure::System(format!(

@@ -99,9 +99,9 @@ pub fn modinfo(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
         .find(|header| elf.shdr_strtab.get_at(header.sh_name) == Some(".modinfo"))
         .ok_or_else(|| "no .modinfo section".to_string())?;
     let start = section.sh_offset as usize;
-    let end = start + section.sh_size as usize;
-    let data = bytes
-        .get(start..end)
+    let data = start
+        .checked_add(section.sh_size as usize)
+        .and_then(|end| bytes.get(start..end))
         .ok_or_else(|| ".modinfo lies outside the file".to_string())?;
     Ok(data
         .split(|&b| b == 0)

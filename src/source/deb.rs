@@ -8,7 +8,6 @@
 //! left of the file, and `control` is read into memory only within `limits::CONTROL_FILE`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -54,7 +53,7 @@ impl DebError {
 /// True when `path` starts with the ar magic, as every .deb does.
 pub fn is_deb(path: &Path) -> bool {
     let mut magic = [0u8; 8];
-    File::open(path)
+    crate::host::input::open(path, false)
         .and_then(|mut file| file.read_exact(&mut magic))
         .is_ok_and(|()| &magic == b"!<arch>\n")
 }
@@ -137,7 +136,7 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
         path: path.to_path_buf(),
         what,
     };
-    let file = File::open(path).map_err(io)?;
+    let file = crate::host::input::open(path, false).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
     let mut input = BufReader::new(file);
     let mut magic = [0u8; AR_MAGIC.len()];

@@ -96,8 +96,8 @@ impl Inputs {
         let mut head = [0u8; 512];
         let head_len = {
             use std::io::Read;
-            let mut file = fs::File::open(path)
-                .with_context(|| format!("unable to open {}", path.display()))?;
+            let mut file =
+                crate::host::input::open(path, false).map_err(|err| input_io(path, err))?;
             file.read(&mut head)
                 .with_context(|| format!("unable to read {}", path.display()))?
         };
@@ -112,7 +112,8 @@ impl Inputs {
             tree.overlay(copy)?;
             return Ok(());
         }
-        let text = fs::read(path).with_context(|| format!("unable to read {}", path.display()))?;
+        let text = crate::host::input::read(path, LIST_LIMIT, "a list or a table")
+            .map_err(|err| input_io(path, err))?;
         let text = String::from_utf8(text).map_err(|err| {
             let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
             SpecError {
@@ -164,6 +165,20 @@ pub fn pack(
         output.display(),
         tree.len()
     ))
+}
+
+/// The largest list or makedevs table kiln reads (a 600 000-line list is 15 MiB).
+const LIST_LIMIT: u64 = 64 << 20;
+
+/// An operand that cannot be read as given is the user's to fix; a failing disk is not.
+fn input_io(path: &Path, err: std::io::Error) -> anyhow::Error {
+    let message = format!("unable to read {}: {err}", path.display());
+    match err.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound => {
+            crate::error::input(message)
+        }
+        _ => anyhow::Error::new(err).context(format!("unable to read {}", path.display())),
+    }
 }
 
 /// `--owner UID:GID`, numeric.

@@ -76,13 +76,25 @@ fn run(dir: &Path, args: &[String]) -> (Option<i32>, String, Option<u64>) {
     } else {
         crate::util::kiln()
     };
-    let output = command
+    // A hang (a fifo read, /dev/zero) must fail the case, not stall the suite.
+    let mut child = command
         .current_dir(dir)
         .env("KILN_CACHE", dir.join(".cache"))
         .args(args)
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
     let rss = fs::read_to_string(&rss_file)
         .ok()
         .and_then(|text| text.lines().last()?.trim().parse().ok());
@@ -199,6 +211,39 @@ fn deb_with_control(len: u64) -> Vec<u8> {
     add(&mut ar, "debian-binary", b"2.0\n");
     add(&mut ar, "control.tar.gz", &gz);
     ar.into_inner().unwrap()
+}
+
+fn fifo(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    nix_mkfifo(&path);
+    s(&path).to_string()
+}
+
+fn nix_mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// A cpio.gz at the path limit (131072 paths of 112-byte names), for the memory bound.
+fn at_the_path_limit(dir: &Path) -> String {
+    let body = write(dir, "body", "x");
+    let mut list = String::new();
+    for i in 0..131_000 {
+        list.push_str(&format!(
+            "file /f{i:06}{} {body} 0644 0 0\n",
+            "x".repeat(105)
+        ));
+    }
+    let list = write(dir, "many.list", list);
+    let status = crate::util::kiln()
+        .current_dir(dir)
+        .args(["pack", &list, "-o", "many.cpio.gz"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    fs::remove_file(dir.join("many.list")).unwrap();
+    fs::remove_file(dir.join("body")).unwrap();
+    "many.cpio.gz".to_string()
 }
 
 fn cases() -> Vec<Case> {
@@ -974,6 +1019,138 @@ fn cases() -> Vec<Case> {
             code: 100,
             message: "x.deb",
         },
+        // Inputs that are not regular files: refused at once, never read or waited on.
+        Case {
+            name: "a fifo given to ls",
+            setup: |dir| vec!["ls".into(), fifo(dir, "f.cpio")],
+            code: 100,
+            message: "is a fifo, not a regular file",
+        },
+        Case {
+            name: "a fifo given to pack",
+            setup: |dir| {
+                vec![
+                    "pack".into(),
+                    fifo(dir, "f.list"),
+                    "-o".into(),
+                    "o.cpio".into(),
+                ]
+            },
+            code: 100,
+            message: "is a fifo, not a regular file",
+        },
+        Case {
+            name: "a fifo given to diff",
+            setup: |dir| {
+                let f = fifo(dir, "f.cpio");
+                vec!["diff".into(), f.clone(), f]
+            },
+            code: 100,
+            message: "is a fifo, not a regular file",
+        },
+        Case {
+            name: "a fifo flashed",
+            setup: |dir| {
+                write(dir, "target.img", vec![1u8; 4096]);
+                vec![
+                    "flash".into(),
+                    fifo(dir, "f.img"),
+                    "target.img".into(),
+                    "--yes".into(),
+                ]
+            },
+            code: 100,
+            message: "the image must be a regular file or a block device",
+        },
+        Case {
+            name: "/dev/zero given to ls",
+            setup: |_| vec!["ls".into(), "/dev/zero".into()],
+            code: 100,
+            message: "/dev/zero is a character device, not a regular file",
+        },
+        Case {
+            name: "/dev/zero given to pack",
+            setup: |_| {
+                vec![
+                    "pack".into(),
+                    "/dev/zero".into(),
+                    "-o".into(),
+                    "o.cpio".into(),
+                ]
+            },
+            code: 100,
+            message: "/dev/zero is a character device, not a regular file",
+        },
+        Case {
+            name: "a board that inherits /dev/zero",
+            setup: |dir| {
+                vec![
+                    "config".into(),
+                    write(dir, "b.toml", "inherit = \"/dev/zero\"\n"),
+                ]
+            },
+            code: 100,
+            message: "/dev/zero is a character device, not a regular file",
+        },
+        Case {
+            name: "a device table that is /dev/zero",
+            setup: |dir| {
+                vec![
+                    "config".into(),
+                    board(dir, "devices = [\"/dev/zero\"]\n", ""),
+                ]
+            },
+            code: 100,
+            message: "/dev/zero is a character device, not a regular file",
+        },
+        Case {
+            name: "an output in a directory that does not exist",
+            setup: |dir| {
+                vec![
+                    "pack".into(),
+                    small_list(dir),
+                    "-o".into(),
+                    "new/o.cpio".into(),
+                ]
+            },
+            code: 100,
+            message: "new/o.cpio: no such directory to write into",
+        },
+        Case {
+            name: "a flash target in /dev that does not exist",
+            setup: |dir| {
+                let image = write(dir, "card.img", vec![7u8; 4096]);
+                vec![
+                    "flash".into(),
+                    image,
+                    "/dev/kiln-no-such-card".into(),
+                    "--yes".into(),
+                ]
+            },
+            code: 100,
+            message: "no such device",
+        },
+        // At the path limit, memory stays bounded for every command that reads it.
+        Case {
+            name: "ls of an archive at the path limit",
+            setup: |dir| vec!["diff".into(), at_the_path_limit(dir), "missing.cpio".into()],
+            code: 100,
+            message: "unable to read archive missing.cpio",
+        },
+        Case {
+            name: "pack of an archive at the path limit, into a directory",
+            setup: |dir| {
+                fs::create_dir(dir.join("out.cpio")).unwrap();
+                vec![
+                    "pack".into(),
+                    at_the_path_limit(dir),
+                    "-o".into(),
+                    "out.cpio".into(),
+                ]
+            },
+            code: 100,
+            message: "refusing to replace a directory",
+        },
         // Usage.
         Case {
             name: "an unknown option",
@@ -1077,13 +1254,11 @@ fn hostile_inputs_are_refused_cleanly() {
         if code != Some(case.code) {
             problems.push(format!("exit {code:?}, want {}", case.code));
         }
-        let line = stderr
-            .lines()
-            .find(|line| line.starts_with("kiln: error: "));
-        match line {
+        // The message must be in the error itself: from its `kiln: error:` line on.
+        match stderr.find("kiln: error: ") {
             None => problems.push("no `kiln: error:` line".to_string()),
-            Some(_) if !stderr.contains(case.message) => {
-                problems.push(format!("message lacks {:?}", case.message));
+            Some(at) if !stderr[at..].contains(case.message) => {
+                problems.push(format!("the error lacks {:?}", case.message));
             }
             Some(_) => {}
         }
