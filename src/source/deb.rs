@@ -33,7 +33,7 @@ impl Package {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebError {
-    #[error("unable to read {}: {source}", path.display())]
+    #[error("unable to read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -136,7 +136,14 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
         path: path.to_path_buf(),
         what,
     };
-    let file = crate::host::input::open(path, false).map_err(io)?;
+    // Not a regular file (a fifo, a device): the package is wrong, not the system.
+    let file = crate::host::input::open(path, false).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::InvalidInput {
+            invalid(err.to_string())
+        } else {
+            io(err)
+        }
+    })?;
     let file_len = file.metadata().map_err(io)?.len();
     let mut input = BufReader::new(file);
     let mut magic = [0u8; AR_MAGIC.len()];

@@ -1130,6 +1130,27 @@ fn cases() -> Vec<Case> {
             code: 100,
             message: "no such device",
         },
+        Case {
+            name: "fetch offline from a directory holding a fifo .deb",
+            setup: |dir| {
+                fs::create_dir(dir.join("debs")).unwrap();
+                fifo(dir, "debs/p.deb");
+                vec![
+                    "fetch".into(),
+                    board(dir, "", ""),
+                    "--offline".into(),
+                    "debs".into(),
+                ]
+            },
+            code: 100,
+            message: "is a fifo, not a regular file",
+        },
+        Case {
+            name: "image of a board without an [image] table",
+            setup: |dir| vec!["image".into(), board(dir, "", "")],
+            code: 100,
+            message: "no [image] table",
+        },
         // At the path limit, memory stays bounded for every command that reads it.
         Case {
             name: "ls of an archive at the path limit",
