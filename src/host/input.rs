@@ -8,10 +8,12 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// What a path is, for messages: "a fifo", "a character device", ...
-fn kind_of(metadata: &std::fs::Metadata) -> &'static str {
+pub fn kind_of(metadata: &std::fs::Metadata) -> &'static str {
     let kind = metadata.file_type();
     if kind.is_dir() {
         "a directory"
+    } else if kind.is_symlink() {
+        "a symlink"
     } else if kind.is_fifo() {
         "a fifo"
     } else if kind.is_char_device() {

@@ -112,18 +112,10 @@ fn check_destination(dest: &Path) -> Result<(), TempError> {
     let kind = metadata.file_type();
     let what = if kind.is_file() {
         return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_char_device() {
-        "a character device"
     } else if kind.is_block_device() {
         "a block device (note: kiln flash writes images to devices)"
-    } else if kind.is_fifo() {
-        "a fifo"
     } else {
-        "a socket"
+        super::input::kind_of(&metadata)
     };
     Err(TempError::NotRegular {
         path: dest.display().to_string(),
