@@ -287,17 +287,27 @@ pub(crate) fn read_into(input: &mut dyn BufRead, target: &mut Target<'_>) -> io:
                     }
                 }
                 let key = (header.ino, header.dev.0, header.dev.1);
-                match (
-                    header.nlink > 1,
-                    path.as_ref().and_then(|_| links.get(&key)),
-                ) {
+                // The group's first name counts only while it is still that file: a later
+                // entry may have replaced it with a directory or a symlink, which must
+                // never receive the group's data.
+                let first = path
+                    .as_ref()
+                    .and_then(|_| links.get(&key))
+                    .filter(|first| {
+                        matches!(
+                            target.tree.get(first).map(|node| &node.kind),
+                            Some(Kind::File(_))
+                        )
+                    })
+                    .cloned();
+                match (header.nlink > 1, first) {
                     (true, Some(first)) => {
                         if !content.is_empty() {
-                            if let Some(node) = target.tree.get_mut(first) {
+                            if let Some(node) = target.tree.get_mut(&first) {
                                 node.kind = Kind::File(content);
                             }
                         }
-                        Some(Kind::HardLink(first.clone()))
+                        Some(Kind::HardLink(first))
                     }
                     (true, None) => {
                         if let Some(path) = &path {
@@ -573,6 +583,43 @@ mod tests {
                 &deep(2)[..200]
             ),
         );
+    }
+
+    /// A later entry that replaces a hard-link group's first name with a directory (or a
+    /// symlink) is not the group's file any more: the group's data goes to the next name.
+    #[test]
+    fn a_hard_link_never_fills_a_first_name_that_was_replaced() {
+        let entry = |name: &str, ino: u32, mode: u32, nlink: u32, data: &[u8]| {
+            let fields = [ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, 0, 0];
+            let mut out = MAGIC.to_vec();
+            for field in fields {
+                out.extend_from_slice(format!("{field:08x}").as_bytes());
+            }
+            out.extend_from_slice(format!("{:08x}{:08x}", name.len() + 1, 0).as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+            pad(&mut out);
+            out.extend_from_slice(data);
+            pad(&mut out);
+            out
+        };
+        for replacement in [0o040755, 0o120777] {
+            let mut bytes = entry("a", 5, 0o100644, 2, b"");
+            let body: &[u8] = if replacement == 0o120777 { b"t" } else { b"" };
+            bytes.extend_from_slice(&entry("a", 6, replacement, 1, body));
+            bytes.extend_from_slice(&entry("b", 5, 0o100644, 2, b"data"));
+            bytes.extend_from_slice(&trailer());
+            let read =
+                crate::archive::read::read_stream(&bytes[..], std::path::Path::new("t.cpio"))
+                    .unwrap();
+            let a = read.tree.get(&ArchivePath::new("a").unwrap()).unwrap();
+            assert!(!matches!(a.kind, Kind::File(_)), "{:?}", a.kind);
+            let b = read.tree.get(&ArchivePath::new("b").unwrap()).unwrap();
+            match &b.kind {
+                Kind::File(content) => assert_eq!(content.read_all().unwrap(), b"data"),
+                other => panic!("b is {other:?}"),
+            }
+        }
     }
 
     #[test]
