@@ -29,6 +29,21 @@ pub fn input(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Input(message.into()))
 }
 
+/// An io error reading an input, with `context` ("unable to read X"): what the input
+/// is (missing, a directory, not a regular file, malformed, cut short) is the user's to
+/// fix, exit 100; anything else (a failing disk, permissions) is the system's.
+pub fn io(context: String, err: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::InvalidData
+        | ErrorKind::InvalidInput
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::NotFound
+        | ErrorKind::IsADirectory => input(format!("{context}: {err}")),
+        _ => anyhow::Error::new(err).context(context),
+    }
+}
+
 /// How a command that judges something came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

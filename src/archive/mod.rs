@@ -227,17 +227,8 @@ pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::erro
 /// readable archive (bad magic, truncated, corrupt, a bad entry) is bad input (100);
 /// failing to read one is the system's (111). The message names the file.
 pub fn read_path(path: &Path) -> anyhow::Result<read::Archive> {
-    read::read_file(path).map_err(|err| {
-        let context = format!("unable to read archive {}", path.display());
-        match err.kind() {
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::NotFound
-            | io::ErrorKind::IsADirectory => crate::error::input(format!("{context}: {err}")),
-            _ => anyhow::Error::new(err).context(context),
-        }
-    })
+    read::read_file(path)
+        .map_err(|err| crate::error::io(format!("unable to read archive {}", path.display()), err))
 }
 
 /// The format of an output: `--format NAME` when given, else the output's extension.

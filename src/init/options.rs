@@ -281,59 +281,36 @@ impl Options {
 
     /// Sets one option from its value, validated.
     fn set(&mut self, opt: Opt, value: &[u8]) -> Result<(), Invalid> {
-        let options = self;
-        let invalid = |value: &[u8], why: String| Invalid::Value {
+        let invalid = |why: String| Invalid::Value {
             opt,
             value: value.to_vec(),
             why,
         };
-        {
-            let checked = |result: Result<(), String>| result.map_err(|why| invalid(value, why));
-            match opt {
-                Opt::Basedir => {
-                    options.basedir =
-                        absolute_dir(value, "basedir").map_err(|why| invalid(value, why))?
-                }
-                Opt::Tmpfsdir => {
-                    options.tmpfsdir =
-                        absolute_dir(value, "tmpfsdir").map_err(|why| invalid(value, why))?
-                }
-                Opt::ExeclineBindir => {
-                    options.execline_bindir = bindir(value).map_err(|why| invalid(value, why))?
-                }
-                Opt::Stage2 | Opt::Stage2Finish | Opt::Stage3 => {
-                    checked(absolute_program(value))?;
-                    let slot = match opt {
-                        Opt::Stage2 => &mut options.stage2,
-                        Opt::Stage2Finish => &mut options.stage2_finish,
-                        _ => &mut options.stage3,
-                    };
-                    *slot = value.to_vec();
-                }
-                Opt::EarlyGetty => {
-                    checked(getty(value))?;
-                    options.early_getty = Some(value.to_vec());
-                }
-                Opt::Umask => options.umask = umask(value).map_err(|why| invalid(value, why))?,
-                Opt::TimestampStyle => {
-                    options.timestamp_style =
-                        digit(value, "timestamp_style", 3).map_err(|why| invalid(value, why))?
-                }
-                Opt::DevStyle => {
-                    options.dev_style =
-                        digit(value, "dev_style", 2).map_err(|why| invalid(value, why))?
-                }
-                Opt::Path => options.path = value.to_vec(),
-                Opt::LogUser => {
-                    options.log_user = log_user(value).map_err(|why| invalid(value, why))?
-                }
-                Opt::Env => {
-                    return Err(invalid(
-                        value,
-                        "-e is validated with the others".to_string(),
-                    ));
-                }
+        match opt {
+            Opt::Basedir => self.basedir = absolute_dir(value, "basedir").map_err(invalid)?,
+            Opt::Tmpfsdir => self.tmpfsdir = absolute_dir(value, "tmpfsdir").map_err(invalid)?,
+            Opt::ExeclineBindir => self.execline_bindir = bindir(value).map_err(invalid)?,
+            Opt::Stage2 | Opt::Stage2Finish | Opt::Stage3 => {
+                absolute_program(value).map_err(invalid)?;
+                let slot = match opt {
+                    Opt::Stage2 => &mut self.stage2,
+                    Opt::Stage2Finish => &mut self.stage2_finish,
+                    _ => &mut self.stage3,
+                };
+                *slot = value.to_vec();
             }
+            Opt::EarlyGetty => {
+                getty(value).map_err(invalid)?;
+                self.early_getty = Some(value.to_vec());
+            }
+            Opt::Umask => self.umask = umask(value).map_err(invalid)?,
+            Opt::TimestampStyle => {
+                self.timestamp_style = digit(value, "timestamp_style", 3).map_err(invalid)?
+            }
+            Opt::DevStyle => self.dev_style = digit(value, "dev_style", 2).map_err(invalid)?,
+            Opt::Path => self.path = value.to_vec(),
+            Opt::LogUser => self.log_user = log_user(value).map_err(invalid)?,
+            Opt::Env => return Err(invalid("-e is validated with the others".to_string())),
         }
         Ok(())
     }

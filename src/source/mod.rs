@@ -172,13 +172,7 @@ const LIST_LIMIT: u64 = 64 << 20;
 
 /// An operand that cannot be read as given is the user's to fix; a failing disk is not.
 fn input_io(path: &Path, err: std::io::Error) -> anyhow::Error {
-    let message = format!("unable to read {}: {err}", path.display());
-    match err.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound => {
-            crate::error::input(message)
-        }
-        _ => anyhow::Error::new(err).context(format!("unable to read {}", path.display())),
-    }
+    crate::error::io(format!("unable to read {}", path.display()), err)
 }
 
 /// `--owner UID:GID`, numeric.
