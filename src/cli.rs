@@ -112,12 +112,20 @@ pub enum Command {
     },
     /// Load and validate a board config (following `inherit`) and print it resolved.
     Config { board: PathBuf },
-    /// Check that every ELF object in an archive finds its loader and libraries inside the
-    /// archive, for the given arch; exit 1 when one does not.
+    /// Check an archive as a whole: every symlink resolves, every script's `#!`
+    /// interpreter and every ELF object's loader and libraries are in it; exit 1 when one
+    /// is not.
     Check {
         /// x86_64, aarch64 or armv7.
+        #[arg(long, required_unless_present = "board", conflicts_with = "board")]
+        arch: Option<String>,
+        /// The board the archive was built from: its arch, its `[check] allow_dangling`,
+        /// and its packages (fetched) to name what provides a missing path.
         #[arg(long)]
-        arch: String,
+        board: Option<PathBuf>,
+        /// With --board: take the board's .debs from this directory.
+        #[arg(long, value_name = "DIR", requires = "board")]
+        offline: Option<PathBuf>,
         /// Print why each library is there: object, DT_NEEDED/PT_INTERP, where it was found.
         #[arg(long)]
         explain: bool,

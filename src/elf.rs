@@ -2,9 +2,11 @@
 //!
 //! For every ELF executable and shared object in the tree: PT_INTERP and each DT_NEEDED
 //! are looked up the way the target's loader would (DT_RPATH unless DT_RUNPATH is set,
-//! then DT_RUNPATH, with `$ORIGIN`; the image's ld.so.conf; the arch's multiarch and
-//! default directories), following symlinks *inside the image*. No target code runs and
-//! the host's libraries are never consulted.
+//! then DT_RUNPATH, with `$ORIGIN`; the arch's multiarch and default directories),
+//! following symlinks *inside the image*. No target code runs and the host's libraries
+//! are never consulted. The loader reads ld.so.conf's directories only through
+//! /etc/ld.so.cache, which kiln does not generate: without a cache in the image, a
+//! library found only there is reported as such.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -56,12 +58,43 @@ pub enum ElfError {
     },
     #[error("{object}: unreadable ELF: {what}")]
     Unreadable { object: ArchivePath, what: String },
+    #[error(
+        "{object}: needs {needed} (DT_NEEDED), found only in {found}, a directory of ld.so.conf, which the loader reads only through /etc/ld.so.cache (kiln does not generate one)"
+    )]
+    NeedsCache {
+        object: ArchivePath,
+        needed: String,
+        found: ArchivePath,
+    },
+}
+
+impl ElfError {
+    /// The object the problem is about.
+    pub fn object(&self) -> &ArchivePath {
+        match self {
+            ElfError::Missing { object, .. }
+            | ElfError::WrongArch { object, .. }
+            | ElfError::Unreadable { object, .. }
+            | ElfError::NeedsCache { object, .. } => object,
+        }
+    }
 }
 
 /// Checks every ELF object of `tree` for `arch`. Returns every link on success, or every
 /// problem found (not just the first).
 pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
+    let (links, errors) = scan(tree, arch);
+    if errors.is_empty() {
+        Ok(links)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every link and every problem of `tree`'s ELF objects.
+pub fn scan(tree: &Tree, arch: Arch) -> (Vec<Link>, Vec<ElfError>) {
     let search_conf = ld_so_conf(tree);
+    let has_cache = crate::tree::resolve::resolve(tree, "/etc/ld.so.cache").is_some();
     let mut links = Vec::new();
     let mut errors = Vec::new();
     for (path, node) in tree.iter() {
@@ -133,7 +166,9 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
             Vec::new()
         };
         dirs.extend(expand(&elf.runpaths));
-        dirs.extend(search_conf.iter().cloned());
+        if has_cache {
+            dirs.extend(search_conf.iter().cloned());
+        }
         dirs.extend(arch.default_library_dirs());
         for needed in &elf.libraries {
             let found = if needed.contains('/') {
@@ -153,20 +188,32 @@ pub fn check(tree: &Tree, arch: Arch) -> Result<Vec<Link>, Vec<ElfError>> {
                     needed: needed.to_string(),
                     found,
                 }),
-                None => errors.push(ElfError::Missing {
-                    object: path.clone(),
-                    how: How::Needed,
-                    needed: needed.to_string(),
-                    searched: dirs.join(":"),
-                }),
+                None => {
+                    let in_conf = search_conf
+                        .iter()
+                        .filter(|_| !needed.contains('/'))
+                        .filter_map(|dir| {
+                            crate::tree::resolve::resolve(tree, &format!("{dir}/{needed}"))
+                        })
+                        .find(|found| is_compatible(tree, found, arch));
+                    errors.push(match in_conf {
+                        Some(found) => ElfError::NeedsCache {
+                            object: path.clone(),
+                            needed: needed.to_string(),
+                            found,
+                        },
+                        None => ElfError::Missing {
+                            object: path.clone(),
+                            how: How::Needed,
+                            needed: needed.to_string(),
+                            searched: dirs.join(":"),
+                        },
+                    });
+                }
             }
         }
     }
-    if errors.is_empty() {
-        Ok(links)
-    } else {
-        Err(errors)
-    }
+    (links, errors)
 }
 
 /// The whole file if it starts with the ELF magic.
@@ -294,29 +341,6 @@ pub fn explain(links: &[Link], origin: impl Fn(&ArchivePath) -> Option<String>) 
         }
     }
     out
-}
-
-/// `kiln check`: the verdict, `--explain`'s text for stdout, and the problems for stderr.
-pub fn report(tree: &Tree, arch: Arch, explain: bool) -> (crate::error::Verdict, String, String) {
-    match check(tree, arch) {
-        Ok(links) => (
-            crate::error::Verdict::Passed,
-            if explain {
-                self::explain(&links, |_| None)
-            } else {
-                String::new()
-            },
-            String::new(),
-        ),
-        Err(errors) => {
-            let mut text = String::new();
-            for error in &errors {
-                let line = crate::error::printable(&error.to_string()).replace('\n', "\\n");
-                text.push_str(&format!("kiln: check: {line}\n"));
-            }
-            (crate::error::Verdict::Failed, String::new(), text)
-        }
-    }
 }
 
 #[cfg(test)]

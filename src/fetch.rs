@@ -35,6 +35,8 @@ pub struct Stanza {
     pub architecture: String,
     /// Depends and Pre-Depends, each a list of alternatives (names only).
     pub depends: Vec<Vec<String>>,
+    /// The virtual packages it provides (names only).
+    pub provides: Vec<String>,
 }
 
 impl Stanza {
@@ -45,11 +47,16 @@ impl Stanza {
                 depends.extend(parse_depends(value));
             }
         }
+        let provides = fields
+            .get("Provides")
+            .map(|value| parse_depends(value).into_iter().flatten().collect())
+            .unwrap_or_default();
         Some(Stanza {
             package: fields.get("Package")?.clone(),
             version: fields.get("Version")?.clone(),
             architecture: fields.get("Architecture")?.clone(),
             depends,
+            provides,
         })
     }
 }
@@ -89,54 +96,76 @@ pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<crate::erro
         .then_some(crate::error::Kind::Input)
 }
 
-/// Finds the index stanzas of some package names; unknown names are left out.
+/// Finds the index stanzas of some package names, keyed by the name asked for: a virtual
+/// name maps to the stanza of a package that provides it; unknown names are left out.
 pub type Lookup<'a> = dyn FnMut(&[String]) -> Result<BTreeMap<String, Stanza>> + 'a;
 
-/// The Depends closure of `roots`, never entering `exclude`. For each dependency the
-/// first alternative that exists is taken. Errors name the package that needs a missing one.
+/// A package in a closure, and why it is there.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub stanza: Stanza,
+    /// The package whose Depends (or Pre-Depends) pulled it in; `None` for a root.
+    pub wanted_by: Option<String>,
+    /// The virtual name it was taken for, when it came in through Provides.
+    pub via: Option<String>,
+}
+
+/// The Depends (and Pre-Depends) closure of `roots`, as apt would install it: for each
+/// dependency the first alternative that exists is taken, a virtual name is satisfied by
+/// a package that provides it (one already in the closure first), and nothing in
+/// `exclude` is entered. Errors name the package that needs a missing one.
 pub fn closure(
     roots: &[String],
     exclude: &BTreeSet<String>,
     lookup: &mut Lookup,
-) -> Result<BTreeMap<String, Stanza>> {
-    let mut known: BTreeMap<String, Stanza> = BTreeMap::new();
-    let mut frontier: Vec<(String, String)> = roots
-        .iter()
-        .map(|root| (root.clone(), "the board".to_string()))
-        .collect();
+) -> Result<BTreeMap<String, Resolved>> {
+    let mut known: BTreeMap<String, Resolved> = BTreeMap::new();
+    // Virtual names (and names asked for) → the package in the closure that answers them.
+    let mut answered: BTreeMap<String, String> = BTreeMap::new();
+    let mut frontier: Vec<(String, Option<String>)> =
+        roots.iter().map(|root| (root.clone(), None)).collect();
     while !frontier.is_empty() {
         let wanted: Vec<String> = frontier
             .iter()
-            .flat_map(|(name, _)| [name.clone()])
-            .filter(|name| !known.contains_key(name))
+            .map(|(name, _)| name.clone())
+            .filter(|name| !known.contains_key(name) && !answered.contains_key(name))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let found = lookup(&wanted)?;
         let mut next = Vec::new();
-        for (name, wanted_by) in &frontier {
-            if known.contains_key(name) {
+        for (name, wanted_by) in frontier {
+            if known.contains_key(&name) || answered.contains_key(&name) {
                 continue;
             }
-            let Some(stanza) = found.get(name) else {
+            let Some(stanza) = found.get(&name) else {
                 return Err(MissingPackage {
-                    package: name.clone(),
-                    wanted_by: wanted_by.clone(),
+                    package: name,
+                    wanted_by: wanted_by.unwrap_or_else(|| "the board".to_string()),
                 }
                 .into());
             };
-            known.insert(name.clone(), stanza.clone());
+            let package = stanza.package.clone();
+            if exclude.contains(&package) {
+                continue;
+            }
+            answered.insert(name.clone(), package.clone());
+            if known.contains_key(&package) {
+                continue;
+            }
+            for virtual_name in &stanza.provides {
+                answered
+                    .entry(virtual_name.clone())
+                    .or_insert_with(|| package.clone());
+            }
             for group in &stanza.depends {
-                if group
-                    .iter()
-                    .any(|alternative| exclude.contains(alternative))
-                {
-                    continue;
-                }
-                if group
-                    .iter()
-                    .any(|alternative| known.contains_key(alternative))
-                {
+                let satisfied = |alternative: &String| {
+                    exclude.contains(alternative)
+                        || known.contains_key(alternative)
+                        || answered.contains_key(alternative)
+                        || *alternative == package
+                };
+                if group.iter().any(satisfied) {
                     continue;
                 }
                 // Prefer an alternative that is available; the index tells which.
@@ -150,8 +179,17 @@ pub fn closure(
                         .cloned()
                         .unwrap_or_else(|| group[0].clone())
                 };
-                next.push((choice, name.clone()));
+                next.push((choice, Some(package.clone())));
             }
+            let via = (name != package).then_some(name);
+            known.insert(
+                package,
+                Resolved {
+                    stanza: stanza.clone(),
+                    wanted_by,
+                    via,
+                },
+            );
         }
         frontier = next;
     }
@@ -238,7 +276,7 @@ impl Apt {
     /// exclusions, the kernel and the time apt's lists were last updated.
     fn resolution_memo(
         &self,
-        roots: &[String],
+        roots: &[&Vec<String>],
         exclude: &BTreeSet<String>,
         kernel: Option<&str>,
     ) -> PathBuf {
@@ -247,7 +285,9 @@ impl Apt {
             .and_then(|meta| meta.modified())
             .ok();
         let mut hasher = std::hash::DefaultHasher::new();
-        (self.arch.debian(), roots, exclude, kernel, updated).hash(&mut hasher);
+        // The memo's format is part of the key: an older kiln's memo is not read.
+        let format = "roles 1";
+        (format, self.arch.debian(), roots, exclude, kernel, updated).hash(&mut hasher);
         self.state
             .join("resolved")
             .join(format!("{:016x}", hasher.finish()))
@@ -297,13 +337,31 @@ impl Apt {
         args.extend(names.iter().map(String::as_str));
         if let Ok(text) = self.run("apt-cache", &args, None) {
             parse(&text);
-            return Ok(found);
+        } else {
+            for name in names {
+                if let Ok(text) = self.run("apt-cache", &["show", "--no-all-versions", name], None)
+                {
+                    parse(&text);
+                }
+            }
         }
+        // Names apt-cache did not show may be virtual: the first package (by name) that
+        // provides one and has a candidate answers it.
         for name in names {
-            let Ok(text) = self.run("apt-cache", &["show", "--no-all-versions", name], None) else {
+            if found.contains_key(name) {
+                continue;
+            }
+            let Ok(text) = self.run("apt-cache", &["showpkg", name], None) else {
                 continue;
             };
-            parse(&text);
+            let providers = reverse_provides(&text);
+            if providers.is_empty() {
+                continue;
+            }
+            let candidates = self.show(&providers)?;
+            if let Some(stanza) = providers.iter().find_map(|p| candidates.get(p)) {
+                found.insert(name.clone(), stanza.clone());
+            }
         }
         Ok(found)
     }
@@ -312,23 +370,22 @@ impl Apt {
     /// and returns package → .deb path.
     pub fn download(
         &self,
-        packages: &BTreeMap<String, Stanza>,
+        packages: &BTreeMap<String, Why>,
         dir: &Path,
     ) -> Result<BTreeMap<String, PathBuf>> {
         fs::create_dir_all(dir).with_context(|| format!("unable to create {}", dir.display()))?;
         let mut paths = BTreeMap::new();
         let mut missing = Vec::new();
-        for stanza in packages.values() {
+        for (package, why) in packages {
             let file = dir.join(format!(
-                "{}_{}_{}.deb",
-                stanza.package,
-                stanza.version.replace(':', "%3a"),
-                stanza.architecture
+                "{package}_{}_{}.deb",
+                why.version.replace(':', "%3a"),
+                why.architecture
             ));
             if !file.exists() {
-                missing.push(format!("{}={}", stanza.package, stanza.version));
+                missing.push(format!("{package}={}", why.version));
             }
-            paths.insert(stanza.package.clone(), file);
+            paths.insert(package.clone(), file);
         }
         if !missing.is_empty() {
             let bar =
@@ -349,6 +406,23 @@ impl Apt {
         }
         Ok(paths)
     }
+}
+
+/// The packages listed under `apt-cache showpkg`'s "Reverse Provides:", sorted.
+fn reverse_provides(text: &str) -> Vec<String> {
+    let Some((_, rest)) = text.split_once("\nReverse Provides:") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rest
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| !name.is_empty() && !name.ends_with(':'))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Index of the .debs in a directory, for `--offline`: package name → (stanza, path).
@@ -388,8 +462,14 @@ impl Source {
             Source::Offline(index) => Ok(names
                 .iter()
                 .filter_map(|name| {
+                    // A real package, else the first (by name) that provides the name.
                     index
                         .get(name)
+                        .or_else(|| {
+                            index
+                                .values()
+                                .find(|(stanza, _)| stanza.provides.contains(name))
+                        })
                         .map(|(stanza, _)| (name.clone(), stanza.clone()))
                 })
                 .collect()),
@@ -397,7 +477,7 @@ impl Source {
     }
 
     /// The .deb of each package, downloading what is missing.
-    fn debs(&self, packages: &BTreeMap<String, Stanza>) -> Result<BTreeMap<String, PathBuf>> {
+    fn debs(&self, packages: &BTreeMap<String, Why>) -> Result<BTreeMap<String, PathBuf>> {
         match self {
             Source::Apt(apt) => {
                 apt.download(packages, &cache_dir().join("debs").join(apt.arch.debian()))
@@ -430,21 +510,136 @@ pub fn listing(debs: &BTreeMap<String, PathBuf>) -> String {
         .collect()
 }
 
-/// The board's packages, fetched: package name -> .deb path. Kernel metapackages bring
-/// only their `linux-image-*` dependency, not the kernel's userland tools.
+/// What of a fetched package goes into the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// In the Depends closure of `[packages] include`: installed whole, minus docs.
+    Install,
+    /// Named in `[packages.select]`: only the selected paths.
+    Select,
+    /// A Depends of a selected package: only the libraries the ELF closure needs.
+    Library,
+    /// Files for the boot partition, taken without Depends; nothing in the image.
+    BootFiles,
+    /// The kernel package and its metapackage: booted, never in the image.
+    Kernel,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Install => "install",
+            Role::Select => "select",
+            Role::Library => "library",
+            Role::BootFiles => "boot-files",
+            Role::Kernel => "kernel",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Role> {
+        [
+            Role::Install,
+            Role::Select,
+            Role::Library,
+            Role::BootFiles,
+            Role::Kernel,
+        ]
+        .into_iter()
+        .find(|role| role.name() == name)
+    }
+
+    /// Where the board names the roots of this role.
+    fn root_key(self) -> &'static str {
+        match self {
+            Role::Install => "[packages] include",
+            Role::Select | Role::Library => "[packages.select]",
+            Role::BootFiles => "[image] partition files",
+            Role::Kernel => "[kernel] package",
+        }
+    }
+}
+
+/// Why one package was fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Why {
+    pub version: String,
+    pub architecture: String,
+    pub role: Role,
+    /// The package whose Depends pulled it in; `None` when the board names it.
+    pub wanted_by: Option<String>,
+    /// The virtual name it was taken for, when it came in through Provides.
+    pub via: Option<String>,
+}
+
+/// A board's packages, fetched: each one's .deb and why it is there.
+#[derive(Clone, Debug, Default)]
+pub struct Fetched {
+    pub debs: BTreeMap<String, PathBuf>,
+    pub why: BTreeMap<String, Why>,
+}
+
+impl Fetched {
+    /// `--explain`'s package section: why each package is in, through which Depends.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        for (package, why) in &self.why {
+            let mut line = format!("{package} {} ({}): ", why.version, why.role.name());
+            let mut chain = Vec::new();
+            let mut at = why;
+            let mut hops = 0;
+            while let Some(parent) = &at.wanted_by {
+                let through = at
+                    .via
+                    .as_ref()
+                    .map_or(String::new(), |name| format!(" (as {name})"));
+                chain.push(format!("Depends of {parent}{through}"));
+                match self.why.get(parent) {
+                    Some(next) if hops < self.why.len() => at = next,
+                    _ => break,
+                }
+                hops += 1;
+            }
+            if chain.is_empty() {
+                line.push_str(&format!("named in {}", why.role.root_key()));
+            } else {
+                line.push_str(&chain.join(" <- "));
+                line.push_str(&format!(", from {}", at.role.root_key()));
+            }
+            out.push_str(&crate::error::printable(&line));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The board's packages, fetched: package name -> .deb path.
 pub fn fetch_board(
     board: &crate::config::Board,
     offline: Option<&Path>,
     refresh: bool,
 ) -> Result<BTreeMap<String, PathBuf>> {
-    let mut roots: Vec<String> = board.packages.include.clone();
-    roots.extend(board.packages.select.keys().cloned());
+    Ok(resolve_board(board, offline, refresh)?.debs)
+}
+
+/// The board's packages, resolved and fetched: `include`'s Depends closure (installed
+/// whole), the `select` packages and their Depends (a library pool), the packages the
+/// card's boot files come from (without Depends), and the kernel: a kernel metapackage
+/// brings only its `linux-image-*` dependency, not the kernel's userland tools. A
+/// package wanted in several roles takes the first of that list.
+pub fn resolve_board(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    refresh: bool,
+) -> Result<Fetched> {
+    let include = board.packages.include.clone();
+    let select: Vec<String> = board.packages.select.keys().cloned().collect();
     // Packages a card's boot partition takes files from (firmware, say): fetched, not
     // installed in the image.
+    let mut boot_files = Vec::new();
     for partition in board.image.iter().flat_map(|image| &image.partitions) {
         for source in &partition.files {
             if let crate::config::image::FileSource::Package { package, .. } = source {
-                roots.push(package.clone());
+                boot_files.push(package.clone());
             }
         }
     }
@@ -461,16 +656,52 @@ pub fn fetch_board(
     // The resolution is remembered until apt's lists change: each apt-cache call loads
     // the whole cache (about half a second), and a warm build should not pay for it.
     let memo = match &source {
-        Source::Apt(apt) => Some(apt.resolution_memo(&roots, &exclude, board.kernel.package())),
+        Source::Apt(apt) => Some(apt.resolution_memo(
+            &[&include, &select, &boot_files],
+            &exclude,
+            board.kernel.package(),
+        )),
         Source::Offline(_) => None,
     };
-    if let Some(memo) = &memo {
-        if let Some(packages) = read_memo(memo) {
-            return source.debs(&packages);
-        }
+    if let Some(why) = memo.as_deref().and_then(read_memo) {
+        let debs = source.debs(&why)?;
+        return Ok(Fetched { debs, why });
     }
     let mut lookup = |names: &[String]| source.lookup(names);
-    let mut packages = closure(&roots, &exclude, &mut lookup)?;
+    let mut why: BTreeMap<String, Why> = BTreeMap::new();
+    let mut add = |resolved: BTreeMap<String, Resolved>, role: &dyn Fn(&str) -> Role| {
+        for (package, resolved) in resolved {
+            why.entry(package.clone()).or_insert_with(|| Why {
+                version: resolved.stanza.version.clone(),
+                architecture: resolved.stanza.architecture.clone(),
+                role: role(&package),
+                wanted_by: resolved.wanted_by,
+                via: resolved.via,
+            });
+        }
+    };
+    add(closure(&include, &exclude, &mut lookup)?, &|_| {
+        Role::Install
+    });
+    add(closure(&select, &exclude, &mut lookup)?, &|package| {
+        if select.iter().any(|name| name == package) {
+            Role::Select
+        } else {
+            Role::Library
+        }
+    });
+    // Boot files are copied out of their package: its Depends (raspi-firmware
+    // pre-depends on dpkg) have nothing to do with the card.
+    let mut alone = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
+        let mut found = lookup(names)?;
+        for stanza in found.values_mut() {
+            stanza.depends.clear();
+        }
+        Ok(found)
+    };
+    add(closure(&boot_files, &exclude, &mut alone)?, &|_| {
+        Role::BootFiles
+    });
     if let Some(kernel) = board.kernel.package() {
         let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
             let mut found = lookup(names)?;
@@ -481,33 +712,37 @@ pub fn fetch_board(
             }
             Ok(found)
         };
-        packages.extend(closure(&[kernel.to_string()], &exclude, &mut kernel_only)?);
+        add(
+            closure(&[kernel.to_string()], &exclude, &mut kernel_only)?,
+            &|_| Role::Kernel,
+        );
     }
-    let debs = source.debs(&packages)?;
+    let debs = source.debs(&why)?;
     if let Some(memo) = &memo {
-        write_memo(memo, &packages);
+        write_memo(memo, &why);
     }
-    Ok(debs)
+    Ok(Fetched { debs, why })
 }
 
-/// A remembered resolution: one `package version architecture` line per package.
-fn read_memo(path: &Path) -> Option<BTreeMap<String, Stanza>> {
+/// A remembered resolution: one `package version architecture role wanted-by via` line
+/// per package, `-` for none.
+fn read_memo(path: &Path) -> Option<BTreeMap<String, Why>> {
     let text = fs::read_to_string(path).ok()?;
     let mut packages = BTreeMap::new();
+    let optional = |field: &str| (field != "-").then(|| field.to_string());
     for line in text.lines() {
-        let mut fields = line.split(' ');
-        let (Some(package), Some(version), Some(architecture), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [package, version, architecture, role, wanted_by, via] = fields[..] else {
             return None;
         };
         packages.insert(
             package.to_string(),
-            Stanza {
-                package: package.to_string(),
+            Why {
                 version: version.to_string(),
                 architecture: architecture.to_string(),
-                depends: Vec::new(),
+                role: Role::from_name(role)?,
+                wanted_by: optional(wanted_by),
+                via: optional(via),
             },
         );
     }
@@ -515,12 +750,20 @@ fn read_memo(path: &Path) -> Option<BTreeMap<String, Stanza>> {
 }
 
 /// Best effort: a memo that cannot be written only costs the next build time.
-fn write_memo(path: &Path, packages: &BTreeMap<String, Stanza>) {
+fn write_memo(path: &Path, packages: &BTreeMap<String, Why>) {
     let text: String = packages
-        .values()
-        .map(|s| format!("{} {} {}\n", s.package, s.version, s.architecture))
+        .iter()
+        .map(|(package, why)| {
+            format!(
+                "{package} {} {} {} {} {}\n",
+                why.version,
+                why.architecture,
+                why.role.name(),
+                why.wanted_by.as_deref().unwrap_or("-"),
+                why.via.as_deref().unwrap_or("-")
+            )
+        })
         .collect();
-    // Best effort: without the memo the next build resolves again.
     if let Some(dir) = path.parent() {
         let _ = fs::create_dir_all(dir);
     }
@@ -537,6 +780,7 @@ mod tests {
             version: "1".to_string(),
             architecture: "arm64".to_string(),
             depends: parse_depends(depends),
+            provides: Vec::new(),
         }
     }
 
@@ -560,14 +804,25 @@ mod tests {
             stanza("gcc-12-base", ""),
             stanza("tool", "mawk | gawk"),
             stanza("gawk", "libc6"),
+            stanza("script", "awk, gawk"),
+            Stanza {
+                provides: vec!["awk".to_string()],
+                ..stanza("original-awk", "libc6")
+            },
         ]
         .into_iter()
         .map(|stanza| (stanza.package.clone(), stanza))
         .collect();
+        // As `Source::lookup`: a virtual name answers with a package that provides it.
         let mut lookup = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
             Ok(names
                 .iter()
-                .filter_map(|name| index.get(name).map(|s| (name.clone(), s.clone())))
+                .filter_map(|name| {
+                    index
+                        .get(name)
+                        .or_else(|| index.values().find(|s| s.provides.contains(name)))
+                        .map(|s| (name.clone(), s.clone()))
+                })
                 .collect())
         };
         let exclude: BTreeSet<String> = ["libgcc-s1".to_string()].into();
@@ -588,11 +843,59 @@ mod tests {
                 "tool"
             ]
         );
+        assert_eq!(got["gawk"].wanted_by.as_deref(), Some("tool"));
+        assert_eq!(got["libs6-2.11"].wanted_by.as_deref(), Some("s6"));
+        assert_eq!(got["s6"].wanted_by, None);
+        // A virtual name is answered by its provider, once, named as the reason.
+        let got = closure(&["script".to_string()], &exclude, &mut lookup).unwrap();
+        assert_eq!(
+            got.keys().cloned().collect::<Vec<_>>(),
+            vec!["gawk", "libc6", "original-awk", "script"]
+        );
+        assert_eq!(got["original-awk"].via.as_deref(), Some("awk"));
         let err = closure(&["nosuch".to_string()], &exclude, &mut lookup).unwrap_err();
         assert_eq!(
             err.to_string(),
             "package nosuch (needed by the board) is not available for this arch\n\
              note: check its name, that it exists for the board's arch, or the --offline directory"
         );
+    }
+
+    #[test]
+    fn explain_names_the_chain_to_the_board() {
+        let why = |role, wanted_by: Option<&str>, via: Option<&str>| Why {
+            version: "1".to_string(),
+            architecture: "arm64".to_string(),
+            role,
+            wanted_by: wanted_by.map(str::to_string),
+            via: via.map(str::to_string),
+        };
+        let fetched = Fetched {
+            debs: BTreeMap::new(),
+            why: [
+                ("python3-minimal", why(Role::Install, None, None)),
+                (
+                    "python3.11-minimal",
+                    why(Role::Install, Some("python3-minimal"), None),
+                ),
+                (
+                    "libssl3",
+                    why(Role::Install, Some("python3.11-minimal"), Some("libssl")),
+                ),
+                ("s6", why(Role::Select, None, None)),
+                ("libs6-2.11", why(Role::Library, Some("s6"), None)),
+            ]
+            .into_iter()
+            .map(|(name, why)| (name.to_string(), why))
+            .collect(),
+        };
+        expect_test::expect![[r#"
+            libs6-2.11 1 (library): Depends of s6, from [packages.select]
+            libssl3 1 (install): Depends of python3.11-minimal (as libssl) <- Depends of python3-minimal, from [packages] include
+            python3-minimal 1 (install): named in [packages] include
+            python3.11-minimal 1 (install): Depends of python3-minimal, from [packages] include
+            s6 1 (select): named in [packages.select]
+        "#]]
+        .assert_eq(&fetched.explain());
     }
 }

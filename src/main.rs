@@ -9,6 +9,7 @@
 mod arch;
 mod archive;
 mod boot;
+mod check;
 mod cli;
 mod config;
 mod elf;
@@ -105,16 +106,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check {
             arch,
+            board,
+            offline,
             explain,
             archive,
         } => {
-            let arch = arch::Arch::from_name(&arch).ok_or_else(|| {
-                error::input(format!(
-                    "--arch {arch:?}: unknown arch (note: one of x86_64, aarch64, armv7)"
-                ))
-            })?;
+            let board = board.as_deref().map(load).transpose()?;
+            let arch = match (&board, arch) {
+                (Some(board), _) => board.arch,
+                (None, Some(arch)) => arch::Arch::from_name(&arch).ok_or_else(|| {
+                    error::input(format!(
+                        "--arch {arch:?}: unknown arch (note: one of x86_64, aarch64, armv7)"
+                    ))
+                })?,
+                (None, None) => {
+                    return Err(error::input(
+                        "kiln check: give --arch ARCH or --board BOARD (note: the board gives the arch, its allow_dangling and which package provides what is missing)",
+                    ));
+                }
+            };
             let input = listing::read(&archive)?;
-            let (verdict, stdout, stderr) = elf::report(&input.tree, arch, explain);
+            let (verdict, stdout, stderr) = check::verdict(
+                &input.tree,
+                arch,
+                board.as_ref(),
+                offline.as_deref(),
+                explain,
+            )?;
             eprint!("{stderr}");
             cli::write_stdout(stdout.as_bytes())?;
             return Ok(verdict.into());

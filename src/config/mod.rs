@@ -50,6 +50,9 @@ pub struct Board {
     pub services: Vec<Service>,
     pub formats: Vec<Format>,
     pub image: Option<ImageSpec>,
+    /// `[check] allow_dangling`: image paths whose problems the build lets through, with
+    /// the board's reason.
+    pub allow_dangling: BTreeMap<ArchivePath, String>,
 }
 
 /// Where the kernel comes from, and how it boots.
@@ -252,6 +255,31 @@ impl Board {
                 )));
             }
         }
+        let mut allow_dangling = BTreeMap::new();
+        for (path, reason) in raw
+            .check
+            .and_then(|check| check.allow_dangling)
+            .unwrap_or_default()
+        {
+            let key = format!("[check] allow_dangling {path:?}");
+            let image_path = ArchivePath::new(&path)
+                .ok()
+                .filter(|_| path.starts_with('/'))
+                .ok_or_else(|| {
+                    error((
+                        key.clone(),
+                        "give an absolute image path, e.g. \"/usr/bin/python3\"".to_string(),
+                    ))
+                })?;
+            if reason.trim().is_empty() {
+                return Err(error((
+                    key,
+                    "give the reason the problem is acceptable, e.g. \"mounted at boot\""
+                        .to_string(),
+                )));
+            }
+            allow_dangling.insert(image_path, reason);
+        }
         let mut formats = Vec::new();
         for format in raw
             .output
@@ -355,6 +383,7 @@ impl Board {
             services,
             formats,
             image,
+            allow_dangling,
         })
     }
 

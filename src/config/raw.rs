@@ -40,6 +40,16 @@ pub struct RawBoard {
     pub output: Option<RawOutput>,
     /// The partitioned disk or SD-card image `kiln image` writes.
     pub image: Option<RawImage>,
+    /// What the whole-image check may let through.
+    pub check: Option<RawCheck>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Image paths whose problems (a dangling symlink, a missing `#!` interpreter, an
+    /// unresolved library) do not fail the build, each with the reason.
+    pub allow_dangling: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,11 +9,16 @@ use crate::init;
 use crate::tree::Tree;
 
 /// Pulls missing loaders and libraries out of the fetched packages until every ELF object
-/// is satisfied; fails naming what is still missing.
-pub fn pull(image: &mut Tree, pool: &Tree, arch: Arch) -> Result<Vec<elf::Link>> {
+/// is satisfied or nothing more can be pulled; returns the links and what is still
+/// missing (for the whole-image check to report).
+pub fn pull(
+    image: &mut Tree,
+    pool: &Tree,
+    arch: Arch,
+) -> Result<(Vec<elf::Link>, Vec<elf::ElfError>)> {
     for _round in 0..32 {
         let errors = match elf::check(image, arch) {
-            Ok(links) => return Ok(links),
+            Ok(links) => return Ok((links, Vec::new())),
             Err(errors) => errors,
         };
         let mut progress = false;
@@ -47,11 +52,7 @@ pub fn pull(image: &mut Tree, pool: &Tree, arch: Arch) -> Result<Vec<elf::Link>>
             }
         }
         if !progress {
-            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            bail!(crate::error::Input(format!(
-                "the image's ELF closure is incomplete:\n  {}\nnote: add the package that provides it to [packages] include",
-                text.join("\n  ")
-            )));
+            return Ok(elf::scan(image, arch));
         }
     }
     bail!("the ELF closure did not settle after 32 rounds")

@@ -5,6 +5,7 @@
 //! kernel package is fetched for booting but never put in the image. `build` then
 //! writes the tree in the board's formats.
 
+pub mod alternatives;
 pub mod busybox;
 pub mod libraries;
 pub mod modules;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::archive::{self, Container};
 use crate::config::Board;
@@ -24,7 +25,7 @@ use crate::init;
 use crate::source::{deb, makedevs, overlay};
 use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
-use crate::{fetch, listing};
+use crate::{check, fetch, listing};
 
 /// The board's tree, with what went into it.
 pub struct Rootfs {
@@ -35,6 +36,10 @@ pub struct Rootfs {
     pub init: init::Config,
     /// The fetched packages, the kernel's included: package → .deb.
     pub debs: BTreeMap<String, PathBuf>,
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
 }
 
 /// What a caller adds on top of the board: kiln's in-guest probe for `kiln boot --check`
@@ -53,23 +58,26 @@ pub fn compose(
     offline: Option<&std::path::Path>,
     additions: &Additions,
 ) -> Result<Rootfs> {
-    let debs = fetch::fetch_board(board, offline, false)?;
+    let fetched = fetch::resolve_board(board, offline, false)?;
     let mut image = Tree::new();
     let mut pool = Tree::new();
-    let bar = progress::bar(debs.len() as u64, "{bar:30} {pos}/{len} extracting {msg}");
-    for (package, path) in &debs {
+    let mut postinsts = Vec::new();
+    let bar = progress::bar(
+        fetched.debs.len() as u64,
+        "{bar:30} {pos}/{len} extracting {msg}",
+    );
+    for (package, path) in &fetched.debs {
         bar.0.set_message(package.clone());
         bar.0.inc(1);
-        if board.kernel.package() == Some(package.as_str()) || package.starts_with("linux-image-") {
+        let role = fetched.why.get(package).map(|why| why.role);
+        let Some((data, postinst)) = read_for_image(package, path, role)? else {
             continue;
-        }
-        let mut data = packages::without_docs(deb::read(path)?.data);
-        // Sizes and --explain name the package, not the spool file it was read from.
-        for (_, node) in data.iter_mut() {
-            node.origin = package.as_str().into();
-        }
-        if board.packages.include.contains(package) {
+        };
+        if role == Some(fetch::Role::Install) {
             image.overlay(packages::relocate(&image, &data))?;
+            if let Some(script) = postinst {
+                postinsts.push((package.clone(), script));
+            }
         } else if let Some(patterns) = board.packages.select.get(package) {
             let mut chosen = Tree::new();
             packages::select(&mut chosen, &data, patterns, package)?;
@@ -78,6 +86,7 @@ pub fn compose(
         pool.overlay(data)?;
     }
     drop(bar);
+    let alternatives = alternatives::apply(&mut image, &postinsts)?;
 
     busybox::add_links(&mut image)?;
     for overlay in &board.overlays {
@@ -118,20 +127,72 @@ pub fn compose(
         modules::add(
             &mut image,
             board,
-            &debs,
+            &fetched.debs,
             &board.kernel.modules,
             "[kernel] modules",
         )?;
     }
-    let links = libraries::pull(&mut image, &pool, board.arch)?;
+    let (links, elf_errors) = libraries::pull(&mut image, &pool, board.arch)?;
     libraries::check_init_programs(&image, &config)?;
-    let explain = libraries::explain(&links, &image);
+    let problems = check::problems(&image, elf_errors);
+    if !problems.is_empty() {
+        let providers = check::Providers::from_pool(&image, &pool);
+        let lines = check::report(&problems, &providers, &board.allow_dangling);
+        if !lines.is_empty() {
+            bail!(crate::error::Input(format!(
+                "{}: the image has {} problem{}:\n  {}\nnote: add the packages named to [packages] include, or list a path under [check] allow_dangling with the reason",
+                board.file.display(),
+                lines.len(),
+                if lines.len() == 1 { "" } else { "s" },
+                lines.join("\n  ")
+            )));
+        }
+    }
+    let explain = format!(
+        "packages:\n{}alternatives:\n{}libraries:\n{}",
+        indent(&fetched.explain()),
+        indent(&alternatives),
+        indent(&libraries::explain(&links, &image))
+    );
     Ok(Rootfs {
         tree: image,
         explain,
         init: config,
-        debs,
+        debs: fetched.debs,
     })
+}
+
+/// Every file of the board's fetched packages but the kernel's and the boot files', each
+/// node's origin its package: where `kiln check --board` looks for what is missing.
+pub fn pool(board: &Board, offline: Option<&std::path::Path>) -> Result<Tree> {
+    let fetched = fetch::resolve_board(board, offline, false)?;
+    let mut pool = Tree::new();
+    for (package, path) in &fetched.debs {
+        let role = fetched.why.get(package).map(|why| why.role);
+        if let Some((data, _)) = read_for_image(package, path, role)? {
+            pool.overlay(data)?;
+        }
+    }
+    Ok(pool)
+}
+
+/// A fetched package's files without docs, each node's origin the package (sizes and
+/// --explain name it, not the spool file), and its postinst; `None` for the kernel and
+/// boot-file packages, of which nothing goes into the image.
+fn read_for_image(
+    package: &str,
+    path: &std::path::Path,
+    role: Option<fetch::Role>,
+) -> Result<Option<(Tree, Option<Vec<u8>>)>> {
+    if matches!(role, Some(fetch::Role::Kernel | fetch::Role::BootFiles)) {
+        return Ok(None);
+    }
+    let read = deb::read(path)?;
+    let mut data = packages::without_docs(read.data);
+    for (_, node) in data.iter_mut() {
+        node.origin = package.into();
+    }
+    Ok(Some((data, read.postinst)))
 }
 
 /// What `kiln build` wrote.

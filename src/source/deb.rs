@@ -23,6 +23,9 @@ pub struct Package {
     pub control: BTreeMap<String, String>,
     /// The contents of data.tar, with the package's owners and modes.
     pub data: Tree,
+    /// The `postinst` maintainer script, if any: read (never run) for its
+    /// update-alternatives calls.
+    pub postinst: Option<Vec<u8>>,
 }
 
 impl Package {
@@ -74,6 +77,7 @@ pub fn read(path: &Path) -> Result<Package, DebError> {
             .control
             .ok_or_else(|| invalid("no control.tar member"))?,
         data: members.data.ok_or_else(|| invalid("no data.tar member"))?,
+        postinst: members.postinst,
     })
 }
 
@@ -114,6 +118,7 @@ enum Members {
 struct Scanned {
     saw_version: bool,
     control: Option<BTreeMap<String, String>>,
+    postinst: Option<Vec<u8>>,
     data: Option<Tree>,
 }
 
@@ -216,9 +221,10 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
             }
             scanned.saw_version = true;
         } else if member.starts_with("control.tar") {
-            let fields = read_control_tar(&mut entry, &origin)
+            let (fields, postinst) = read_control_tar(&mut entry, &origin)
                 .map_err(|err| invalid(format!("member {member}: {err}")))?;
             scanned.control = Some(fields);
+            scanned.postinst = postinst;
             if wanted == Members::ControlOnly {
                 break;
             }
@@ -237,30 +243,38 @@ fn scan(path: &Path, wanted: Members) -> Result<Scanned, DebError> {
     Ok(scanned)
 }
 
-/// The fields of `control`, from a control.tar (any compression). Only `control` is held
-/// in memory, bounded by `limits::CONTROL_FILE` before it is read; the other members are
-/// decoded and dropped, and the whole stream may decode to at most `limits::CONTROL_TAR`.
+/// A control file's fields, keys as written.
+type Fields = BTreeMap<String, String>;
+
+/// The fields of `control` and the `postinst` script, from a control.tar (any
+/// compression). Only those two are held in memory, each bounded by
+/// `limits::CONTROL_FILE` before it is read; the other members are decoded and dropped,
+/// and the whole stream may decode to at most `limits::CONTROL_TAR`.
 fn read_control_tar(
     member: &mut dyn Read,
     origin: &Path,
-) -> std::io::Result<BTreeMap<String, String>> {
+) -> std::io::Result<(Fields, Option<Vec<u8>>)> {
     let mut control: Option<Vec<u8>> = None;
-    let mut keep_control =
-        |body: &mut dyn Read, len: u64, name: &str| -> std::io::Result<Content> {
-            let is_control = ArchivePath::from_bytes(name.as_bytes())
-                .is_ok_and(|path| path.as_str() == "control");
-            if is_control {
-                limits::check("control file", len, limits::CONTROL_FILE)?;
-                let mut bytes = Vec::with_capacity(len as usize);
-                body.read_to_end(&mut bytes)?;
-                control = Some(bytes);
-            }
-            // Nothing of control.tar but the fields is kept.
-            Ok(Content::inline(Vec::new()))
+    let mut postinst: Option<Vec<u8>> = None;
+    let mut keep = |body: &mut dyn Read, len: u64, name: &str| -> std::io::Result<Content> {
+        let path = ArchivePath::from_bytes(name.as_bytes());
+        let slot = match path.as_ref().map(ArchivePath::as_str) {
+            Ok("control") => Some((&mut control, "control file")),
+            Ok("postinst") => Some((&mut postinst, "postinst script")),
+            _ => None,
         };
-    read::read_with(member, origin, limits::CONTROL_TAR, &mut keep_control)?;
+        if let Some((slot, what)) = slot {
+            limits::check(what, len, limits::CONTROL_FILE)?;
+            let mut bytes = Vec::with_capacity(len as usize);
+            body.read_to_end(&mut bytes)?;
+            *slot = Some(bytes);
+        }
+        // Nothing else of control.tar is kept.
+        Ok(Content::inline(Vec::new()))
+    };
+    read::read_with(member, origin, limits::CONTROL_TAR, &mut keep)?;
     let control = control.ok_or_else(|| limits::invalid("no control file"))?;
-    Ok(parse_fields(&String::from_utf8_lossy(&control)))
+    Ok((parse_fields(&String::from_utf8_lossy(&control)), postinst))
 }
 
 /// RFC 822-style fields; continuation lines are joined with a newline.

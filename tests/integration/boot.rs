@@ -626,3 +626,40 @@ fn orangepi_pc_card_boots() {
 fn qemu_x86_64_disk_boots() {
     card_boots("qemu-x86_64", "/dev/vda2");
 }
+
+/// `include` means what apt means (issue 16): python3-minimal's python3 is a link into its
+/// dependency python3.11-minimal, curl needs libcurl's whole Depends closure, and awk is
+/// the alternative mawk's postinst sets up. A service runs each inside the guest.
+#[test]
+fn apps_aarch64_runs_python_curl_and_awk() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-apps-aarch64");
+    let board = format!("{ROOT}/tests/data/boards/apps-aarch64.toml");
+    let result = boot(
+        &scratch.path,
+        &[&board, "--expect", "APPS done", "--timeout", "240"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    let lines: Vec<&str> = result
+        .console
+        .lines()
+        .filter(|line| line.starts_with("APPS "))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "APPS python=42 3",
+            "APPS curl=curl 7.88.1",
+            "APPS awk=/etc/alternatives/awk 12",
+            "APPS done",
+        ],
+        "{}",
+        result.console
+    );
+}
