@@ -13,7 +13,7 @@ use std::io::Read;
 
 use crate::arch::Arch;
 use crate::elf::{self, ElfError};
-use crate::tree::resolve;
+use crate::tree::resolve::{Index, Walked};
 use crate::tree::{ArchivePath, Kind, Node, Tree};
 
 /// Directories whose contents exist only at run time.
@@ -92,11 +92,12 @@ impl std::fmt::Display for Problem {
 /// Every problem of `tree` for `arch`, given the ELF check's errors (`elf::check`, or
 /// what the library pull left).
 pub fn problems(tree: &Tree, elf_errors: Vec<ElfError>) -> Vec<Problem> {
+    let index = Index::new(tree);
     let mut problems = Vec::new();
     for (path, node) in tree.iter() {
         match &node.kind {
             Kind::Symlink(target) => {
-                if let Some(problem) = dangling(tree, path, target) {
+                if let Some(problem) = dangling(&index, path, target) {
                     problems.push(problem);
                 }
             }
@@ -106,7 +107,7 @@ pub fn problems(tree: &Tree, elf_errors: Vec<ElfError>) -> Vec<Problem> {
                     .open()
                     .and_then(|reader| reader.take(SHEBANG_MAX as u64).read_to_end(&mut head));
                 if read.is_ok() && head.starts_with(b"#!") {
-                    if let Some(problem) = interpreter(tree, path, &head[2..]) {
+                    if let Some(problem) = interpreter(&index, path, &head[2..]) {
                         problems.push(problem);
                     }
                 }
@@ -124,22 +125,13 @@ fn is_runtime(path: &ArchivePath) -> bool {
     RUNTIME.contains(&top)
 }
 
-fn dangling(tree: &Tree, link: &ArchivePath, target: &str) -> Option<Problem> {
-    if resolve::resolve(tree, &link.to_string()).is_some() {
-        return None;
-    }
-    // Where it lands: the target taken from the link's directory.
-    let from = link.parent().map_or(String::new(), |dir| dir.to_string());
-    let landing = if target.starts_with('/') {
-        target.to_string()
-    } else {
-        format!("{from}/{target}")
+fn dangling(index: &Index, link: &ArchivePath, target: &str) -> Option<Problem> {
+    let missing = match index.walk(&link.to_string()) {
+        Walked::Found(_) => return None,
+        Walked::Missing(path) if is_runtime(&path) => return None,
+        Walked::Missing(path) => Some(path),
+        Walked::Broken => None,
     };
-    // Landing on a path the image has (a link) means the chain loops.
-    let missing = resolve::lenient(tree, &landing).filter(|path| tree.get(path).is_none());
-    if missing.as_ref().is_some_and(is_runtime) {
-        return None;
-    }
     Some(Problem::Dangling {
         link: link.clone(),
         target: target.to_string(),
@@ -147,7 +139,7 @@ fn dangling(tree: &Tree, link: &ArchivePath, target: &str) -> Option<Problem> {
     })
 }
 
-fn interpreter(tree: &Tree, script: &ArchivePath, line: &[u8]) -> Option<Problem> {
+fn interpreter(index: &Index, script: &ArchivePath, line: &[u8]) -> Option<Problem> {
     let line = line.split(|&b| b == b'\n').next().unwrap_or(b"");
     let line = String::from_utf8_lossy(line);
     let mut words = line.split([' ', '\t']).filter(|word| !word.is_empty());
@@ -169,13 +161,13 @@ fn interpreter(tree: &Tree, script: &ArchivePath, line: &[u8]) -> Option<Problem
             None,
         );
     }
-    match resolve::resolve(tree, interp) {
-        None => {
-            let missing = resolve::lenient(tree, interp).map(|path| path.to_string());
-            return problem(interp, "{} is not in the image", missing);
+    match index.walk(interp) {
+        Walked::Missing(path) => {
+            return problem(interp, "{} is not in the image", Some(path.to_string()));
         }
-        Some(found) => {
-            if !executable(tree.get(&found)) {
+        Walked::Broken => return problem(interp, "{} loops", None),
+        Walked::Found(found) => {
+            if !executable(index.node(&found)) {
                 return problem(
                     interp,
                     &format!("{{}} resolves to {found}, which is not an executable file"),
@@ -200,9 +192,12 @@ fn interpreter(tree: &Tree, script: &ArchivePath, line: &[u8]) -> Option<Problem
             .map(|dir| format!("{dir}/{program}"))
             .collect()
     };
-    let found = candidates.iter().any(|candidate| {
-        resolve::resolve(tree, candidate).is_some_and(|found| executable(tree.get(&found)))
-    });
+    let found = candidates
+        .iter()
+        .any(|candidate| match index.walk(candidate) {
+            Walked::Found(found) => executable(index.node(&found)),
+            _ => false,
+        });
     if found {
         return None;
     }

@@ -1353,3 +1353,48 @@ fn a_signal_mid_write_leaves_nothing() {
         assert_eq!(scratch.names(), vec!["big.bin", "l.list"], "SIG{signal}");
     }
 }
+
+/// `kiln check` of an archive made to be slow to resolve, within the 16 MiB of names and
+/// targets an archive may hold: 1500 nested directories, 4000 links that walk all of
+/// them to a missing name, and 200 links that loop through 4000-byte targets. Every link
+/// is reported, and the check ends within the suite's bound: each walk is one hash
+/// lookup per component, and reads at most 64 KiB.
+#[test]
+fn check_of_deep_and_looping_links_is_bounded() {
+    let scratch = Scratch::new("hostile-check");
+    let mut list = String::new();
+    let mut dir = String::new();
+    for _ in 0..1500 {
+        dir.push_str("/a");
+        list.push_str(&format!("dir {dir} 0755 0 0\n"));
+    }
+    for i in 0..4000 {
+        list.push_str(&format!("slink /l{i} {dir}/x 0777 0 0\n"));
+    }
+    let dots = "./".repeat(1999);
+    for i in 0..200 {
+        list.push_str(&format!("slink /m{i} {dots}m{} 0777 0 0\n", (i + 1) % 200));
+    }
+    let list = scratch.write("deep.list", &list);
+    let archive = scratch.join("deep.cpio");
+    let packed = crate::util::run(["pack", s(&list), "-o", s(&archive)]);
+    assert!(packed.status.success(), "{}", crate::util::stderr(&packed));
+    let start = std::time::Instant::now();
+    let output = crate::util::run(["check", "--arch", "x86_64", s(&archive)]);
+    let took = start.elapsed();
+    let text = crate::util::stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+    assert_eq!(text.lines().count(), 4200);
+    assert!(text.contains(&format!(
+        "kiln: check: /l3999: symlink to {dir}/x, but {dir}/x is not in the image\n"
+    )));
+    assert!(text.contains("kiln: check: /m0: symlink to ./././"));
+    assert!(text.contains("/m1 loops or leaves the image\n"));
+    eprintln!("check of 4200 hostile links: {took:?}");
+    assert!(took.as_secs() < 60, "{took:?}");
+}
