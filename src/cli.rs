@@ -21,6 +21,10 @@ use crate::boot::accel::Accel;
     about = "Unprivileged rootfs integration for embedded Linux"
 )]
 pub struct Cli {
+    /// Fetch only what the board's lock pins: a missing or stale `BOARD.lock` is an error
+    /// (for CI), not a fresh resolution.
+    #[arg(long, global = true)]
+    pub locked: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,6 +72,10 @@ pub enum Command {
         /// Print why each library is in the image.
         #[arg(long)]
         explain: bool,
+        /// Also copy each package's copyright file into DIR/PACKAGE/copyright (a legal-info
+        /// directory beside the SBOM).
+        #[arg(long, value_name = "DIR")]
+        licenses: Option<PathBuf>,
     },
     /// Make the board's partitioned SD-card or disk image (its `[image]` table), without
     /// root: an ext4 root partition holding the image tree with its owners, modes and
@@ -110,6 +118,23 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Resolve the board's packages and pin them in `BOARD.lock` beside the board file:
+    /// versions, sizes and SHA-256 of every .deb, the apt suite each came from.
+    Lock {
+        board: PathBuf,
+        /// Resolve afresh (refreshing apt's lists) even if the lock is up to date.
+        #[arg(long)]
+        update: bool,
+        /// With --update: only these packages move; the others keep their locked versions.
+        #[arg(value_name = "PKG", requires = "update")]
+        packages: Vec<String>,
+        /// Take .debs from this directory instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+    },
+    /// Copy every .deb the board's lock pins, verified, into DIR with a SHA256SUMS index,
+    /// for `--offline DIR` builds without the mirror.
+    Vendor { board: PathBuf, dir: PathBuf },
     /// Load and validate a board config (following `inherit`) and print it resolved.
     Config { board: PathBuf },
     /// Check an archive as a whole: every symlink resolves, every script's `#!`

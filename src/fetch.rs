@@ -260,7 +260,7 @@ impl Apt {
         .collect()
     }
 
-    fn run(&self, program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
+    pub fn run(&self, program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
         let mut command = Command::new(crate::host::tool::find(program)?);
         command.args(self.options()).args(args).env("LC_ALL", "C");
         if let Some(dir) = dir {
@@ -526,7 +526,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Role::Install => "install",
             Role::Select => "select",
@@ -536,7 +536,7 @@ impl Role {
         }
     }
 
-    fn from_name(name: &str) -> Option<Role> {
+    pub fn from_name(name: &str) -> Option<Role> {
         [
             Role::Install,
             Role::Select,
@@ -621,47 +621,127 @@ pub fn fetch_board(
     Ok(resolve_board(board, offline, refresh)?.debs)
 }
 
-/// The board's packages, resolved and fetched: `include`'s Depends closure (installed
-/// whole), the `select` packages and their Depends (a library pool), the packages the
-/// card's boot files come from (without Depends), and the kernel: a kernel metapackage
-/// brings only its `linux-image-*` dependency, not the kernel's userland tools. A
-/// package wanted in several roles takes the first of that list.
-pub fn resolve_board(
-    board: &crate::config::Board,
-    offline: Option<&Path>,
-    refresh: bool,
-) -> Result<Fetched> {
-    let include = board.packages.include.clone();
-    let select: Vec<String> = board.packages.select.keys().cloned().collect();
-    // Packages a card's boot partition takes files from (firmware, say): fetched, not
-    // installed in the image.
-    let mut boot_files = Vec::new();
-    for partition in board.image.iter().flat_map(|image| &image.partitions) {
-        for source in &partition.files {
-            if let crate::config::image::FileSource::Package { package, .. } = source {
-                boot_files.push(package.clone());
+/// The names a board's package resolution starts from.
+#[derive(Clone, Debug, Default)]
+pub struct Roots {
+    pub include: Vec<String>,
+    pub select: Vec<String>,
+    /// Packages a card's boot partition takes files from (firmware, say): fetched, not
+    /// installed in the image.
+    pub boot_files: Vec<String>,
+    pub exclude: BTreeSet<String>,
+    pub kernel: Option<String>,
+}
+
+impl Roots {
+    pub fn of(board: &crate::config::Board) -> Roots {
+        let mut boot_files = Vec::new();
+        for partition in board.image.iter().flat_map(|image| &image.partitions) {
+            for source in &partition.files {
+                if let crate::config::image::FileSource::Package { package, .. } = source {
+                    boot_files.push(package.clone());
+                }
             }
         }
+        Roots {
+            include: board.packages.include.clone(),
+            select: board.packages.select.keys().cloned().collect(),
+            boot_files,
+            exclude: board.packages.exclude.iter().cloned().collect(),
+            kernel: board.kernel.package().map(str::to_string),
+        }
     }
-    let exclude: BTreeSet<String> = board.packages.exclude.iter().cloned().collect();
-    let arch = board.arch;
-    let source = match offline {
+}
+
+fn source_for(arch: Arch, offline: Option<&Path>, refresh: bool) -> Result<Source> {
+    Ok(match offline {
         Some(dir) => Source::Offline(offline_index(dir, arch)?),
         None => {
             let apt = Apt::new(&cache_dir(), arch)?;
             apt.update(refresh)?;
             Source::Apt(apt)
         }
+    })
+}
+
+/// The board's packages, fetched. While the board's lock matches the board, exactly the
+/// locked versions, each .deb verified against the lock; otherwise resolved afresh
+/// (`resolve_fresh`), unless `--locked` makes that an error.
+pub fn resolve_board(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    refresh: bool,
+) -> Result<Fetched> {
+    let roots = Roots::of(board);
+    let Some(lock) = crate::lock::for_fetch(board, &roots)? else {
+        return resolve_fresh(board, offline, refresh, &BTreeMap::new());
     };
+    let lock_path = crate::lock::path(board);
+    let why: BTreeMap<String, Why> = lock
+        .packages
+        .iter()
+        .map(|(name, entry)| (name.clone(), entry.why.clone()))
+        .collect();
+    let source = source_for(board.arch, offline, refresh)?;
+    if let Source::Offline(index) = &source {
+        for (name, want) in &why {
+            let Some((stanza, path)) = index.get(name) else {
+                return Err(MissingPackage {
+                    package: name.clone(),
+                    wanted_by: lock_path.display().to_string(),
+                }
+                .into());
+            };
+            if stanza.version != want.version {
+                bail!(
+                    "{}: {name} is version {}, but {} locks {} (note: fill the directory with `kiln vendor`)",
+                    path.display(),
+                    stanza.version,
+                    lock_path.display(),
+                    want.version
+                );
+            }
+        }
+    }
+    let debs = source.debs(&why).with_context(|| {
+        format!(
+            "the versions {} locks could not all be downloaded (note: the mirror may no longer serve one; keep locked packages with `kiln vendor BOARD DIR` and build with --offline DIR, or move to what is served with `kiln lock --update`)",
+            lock_path.display()
+        )
+    })?;
+    crate::lock::verify(&lock, &lock_path, &debs)?;
+    Ok(Fetched { debs, why })
+}
+
+/// The board's packages resolved against today's index: `include`'s Depends closure
+/// (installed whole), the `select` packages and their Depends (a library pool), the
+/// packages the card's boot files come from (without Depends), and the kernel: a kernel
+/// metapackage brings only its `linux-image-*` dependency, not the kernel's userland
+/// tools. A package wanted in several roles takes the first of that list. Packages in
+/// `keep` (a partial `kiln lock --update`) keep their version while still wanted.
+pub fn resolve_fresh(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    refresh: bool,
+    keep: &BTreeMap<String, crate::lock::Entry>,
+) -> Result<Fetched> {
+    let Roots {
+        include,
+        select,
+        boot_files,
+        exclude,
+        kernel,
+    } = Roots::of(board);
+    let source = source_for(board.arch, offline, refresh)?;
     // The resolution is remembered until apt's lists change: each apt-cache call loads
     // the whole cache (about half a second), and a warm build should not pay for it.
     let memo = match &source {
-        Source::Apt(apt) => Some(apt.resolution_memo(
+        Source::Apt(apt) if keep.is_empty() => Some(apt.resolution_memo(
             &[&include, &select, &boot_files],
             &exclude,
-            board.kernel.package(),
+            kernel.as_deref(),
         )),
-        Source::Offline(_) => None,
+        _ => None,
     };
     if let Some(why) = memo.as_deref().and_then(read_memo) {
         let debs = source.debs(&why)?;
@@ -702,7 +782,7 @@ pub fn resolve_board(
     add(closure(&boot_files, &exclude, &mut alone)?, &|_| {
         Role::BootFiles
     });
-    if let Some(kernel) = board.kernel.package() {
+    if let Some(kernel) = kernel {
         let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
             let mut found = lookup(names)?;
             for stanza in found.values_mut() {
@@ -712,16 +792,70 @@ pub fn resolve_board(
             }
             Ok(found)
         };
-        add(
-            closure(&[kernel.to_string()], &exclude, &mut kernel_only)?,
-            &|_| Role::Kernel,
-        );
+        add(closure(&[kernel], &exclude, &mut kernel_only)?, &|_| {
+            Role::Kernel
+        });
+    }
+    for (name, entry) in keep {
+        if let Some(why) = why.get_mut(name) {
+            why.version = entry.why.version.clone();
+        }
     }
     let debs = source.debs(&why)?;
     if let Some(memo) = &memo {
         write_memo(memo, &why);
     }
     Ok(Fetched { debs, why })
+}
+
+/// The apt suite and component each package's version comes from (`bookworm/main`,
+/// from `apt-cache policy`), or `offline`.
+pub fn sources(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    why: &BTreeMap<String, Why>,
+) -> Result<BTreeMap<String, String>> {
+    if offline.is_some() {
+        return Ok(why
+            .keys()
+            .map(|name| (name.clone(), "offline".to_string()))
+            .collect());
+    }
+    let apt = Apt::new(&cache_dir(), board.arch)?;
+    let mut args = vec!["policy"];
+    args.extend(why.keys().map(String::as_str));
+    let text = apt.run("apt-cache", &args, None)?;
+    Ok(parse_policy(&text, why))
+}
+
+/// `apt-cache policy`'s answer: for each package, the suite/component of the line under
+/// the version the board takes (the host's mirror URL is left out).
+fn parse_policy(text: &str, why: &BTreeMap<String, Why>) -> BTreeMap<String, String> {
+    let mut sources = BTreeMap::new();
+    let mut package: Option<&str> = None;
+    let mut in_version = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            package = line.strip_suffix(':');
+            in_version = false;
+            continue;
+        }
+        let Some(name) = package else { continue };
+        let Some(want) = why.get(name) else { continue };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            // "     1.2-3 500" or " *** 1.2-3 500": a version of the table.
+            [version, _] | ["***", version, _] => in_version = version == want.version,
+            // "        500 URL SUITE/COMPONENT ARCH Packages"
+            [_, _, suite, _, "Packages"] if in_version => {
+                sources
+                    .entry(name.to_string())
+                    .or_insert_with(|| suite.to_string());
+            }
+            _ => {}
+        }
+    }
+    sources
 }
 
 /// A remembered resolution: one `package version architecture role wanted-by via` line

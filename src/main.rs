@@ -22,8 +22,10 @@ mod host;
 mod image;
 mod init;
 mod listing;
+mod lock;
 mod passwd;
 mod rootfs;
+mod sbom;
 mod source;
 mod tree;
 
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    lock::require(cli.locked);
     match cli.command {
         Command::Pack {
             output,
@@ -143,13 +146,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             offline,
             explain,
+            licenses,
         } => {
             let board = load(&board)?;
             let formats = archive::formats_or(&format, &board.formats)?;
             let out_dir = output.unwrap_or_else(|| board.out_dir());
             let additions = rootfs::Additions::default();
             let built = rootfs::build(&board, &out_dir, &formats, offline.as_deref(), &additions)?;
+            let sbom = out_dir.join(format!("{}.spdx.json", board.name));
+            let subject = sbom::Subject {
+                outputs: &built.outputs,
+                purpose: "ARCHIVE",
+                also: &[],
+            };
+            sbom::write(&board, &built.rootfs, &subject, &sbom)?;
+            if let Some(dir) = &licenses {
+                sbom::licenses(&built.rootfs, dir)?;
+            }
             eprint!("{}", built.report());
+            eprintln!("kiln: wrote {}", sbom.display());
             if explain {
                 cli::write_stdout(built.rootfs.explain.as_bytes())?;
             }
@@ -164,7 +179,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let output = output.unwrap_or_else(|| board.image_path(&board.out_dir()));
             let additions = rootfs::Additions::default();
             let made = image::make(&board, &output, offline.as_deref(), &additions)?;
+            let sbom = sbom::beside(&output);
+            let also = sbom::on_the_card(&made.rootfs);
+            let subject = sbom::Subject {
+                outputs: std::slice::from_ref(&output),
+                purpose: "FIRMWARE",
+                also: &also,
+            };
+            sbom::write(&board, &made.rootfs, &subject, &sbom)?;
             eprint!("{}", made.report(&board));
+            eprintln!("kiln: wrote {}", sbom.display());
             eprintln!(
                 "kiln: image built in {:.2} s (packages from the cache; downloads, if any, included)",
                 started.elapsed().as_secs_f64()
@@ -192,6 +216,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let board = load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
             cli::write_stdout(fetch::listing(&debs).as_bytes())?;
+        }
+        Command::Lock {
+            board,
+            update,
+            packages,
+            offline,
+        } => {
+            let board = load(&board)?;
+            let update = update.then_some(packages.as_slice());
+            match lock::lock(&board, offline.as_deref(), update)? {
+                (path, Some(changes)) => {
+                    eprint!("{changes}");
+                    eprintln!("kiln: wrote {}", path.display());
+                }
+                (path, None) => eprintln!(
+                    "kiln: {} is up to date (note: `--update` resolves afresh)",
+                    path.display()
+                ),
+            }
+        }
+        Command::Vendor { board, dir } => {
+            let board = load(&board)?;
+            let (count, index) = lock::vendor(&board, &dir)?;
+            eprintln!(
+                "kiln: copied {count} packages into {} (index {})",
+                dir.display(),
+                index.display()
+            );
         }
         Command::Config { board } => {
             cli::write_stdout(load(&board)?.describe().as_bytes())?;

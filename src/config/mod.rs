@@ -418,7 +418,7 @@ pub fn portable_name(name: &str, max: usize, not_first: char) -> bool {
 
 /// A Debian package name (policy 5.6.1): lowercase letters, digits, `+`, `-`, `.`,
 /// starting with a letter or digit. It reaches apt's command line, so nothing else may.
-fn check_package_name(key: &str, name: &str) -> Result<(), Problem> {
+pub fn check_package_name(key: &str, name: &str) -> Result<(), Problem> {
     let ok = name.len() >= 2
         && name.len() <= 128
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())

@@ -36,6 +36,18 @@ pub struct Rootfs {
     pub init: init::Config,
     /// The fetched packages, the kernel's included: package → .deb.
     pub debs: BTreeMap<String, PathBuf>,
+    /// What the SBOM says of each fetched package.
+    pub packages: BTreeMap<String, Facts>,
+}
+
+/// A fetched package as the SBOM names it.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub why: fetch::Why,
+    /// The control file's Maintainer.
+    pub maintainer: Option<String>,
+    /// `/usr/share/doc/PACKAGE/copyright`, when the package ships it as a file.
+    pub copyright: Option<String>,
 }
 
 fn indent(text: &str) -> String {
@@ -62,6 +74,7 @@ pub fn compose(
     let mut image = Tree::new();
     let mut pool = Tree::new();
     let mut postinsts = Vec::new();
+    let mut facts = BTreeMap::new();
     let bar = progress::bar(
         fetched.debs.len() as u64,
         "{bar:30} {pos}/{len} extracting {msg}",
@@ -69,8 +82,13 @@ pub fn compose(
     for (package, path) in &fetched.debs {
         bar.0.set_message(package.clone());
         bar.0.inc(1);
-        let role = fetched.why.get(package).map(|why| why.role);
-        let Some((data, postinst)) = read_for_image(package, path, role)? else {
+        let why = fetched.why.get(package);
+        let (read, package_facts) = read_for_image(package, path, why)?;
+        if let Some(package_facts) = package_facts {
+            facts.insert(package.clone(), package_facts);
+        }
+        let role = why.map(|why| why.role);
+        let Some((data, postinst)) = read else {
             continue;
         };
         if role == Some(fetch::Role::Install) {
@@ -159,6 +177,7 @@ pub fn compose(
         explain,
         init: config,
         debs: fetched.debs,
+        packages: facts,
     })
 }
 
@@ -168,31 +187,51 @@ pub fn pool(board: &Board, offline: Option<&std::path::Path>) -> Result<Tree> {
     let fetched = fetch::resolve_board(board, offline, false)?;
     let mut pool = Tree::new();
     for (package, path) in &fetched.debs {
-        let role = fetched.why.get(package).map(|why| why.role);
-        if let Some((data, _)) = read_for_image(package, path, role)? {
+        if let (Some((data, _)), _) = read_for_image(package, path, fetched.why.get(package))? {
             pool.overlay(data)?;
         }
     }
     Ok(pool)
 }
 
+/// A package's files and postinst, as `read_for_image` gives them.
+type Contents = Option<(Tree, Option<Vec<u8>>)>;
+
 /// A fetched package's files without docs, each node's origin the package (sizes and
-/// --explain name it, not the spool file), and its postinst; `None` for the kernel and
-/// boot-file packages, of which nothing goes into the image.
+/// --explain name it, not the spool file), and its postinst (`None` for the kernel and
+/// boot-file packages, of which nothing goes into the image); and what the SBOM says of
+/// it (`None` for a package the resolution did not name).
 fn read_for_image(
     package: &str,
     path: &std::path::Path,
-    role: Option<fetch::Role>,
-) -> Result<Option<(Tree, Option<Vec<u8>>)>> {
+    why: Option<&fetch::Why>,
+) -> Result<(Contents, Option<Facts>)> {
+    let facts = |control: &BTreeMap<String, String>, copyright| {
+        why.map(|why| Facts {
+            why: why.clone(),
+            maintainer: control.get("Maintainer").cloned(),
+            copyright,
+        })
+    };
+    let role = why.map(|why| why.role);
     if matches!(role, Some(fetch::Role::Kernel | fetch::Role::BootFiles)) {
-        return Ok(None);
+        let control = deb::read_control(path)?;
+        return Ok((None, facts(&control, None)));
     }
     let read = deb::read(path)?;
+    let copyright = ArchivePath::new(&format!("usr/share/doc/{package}/copyright"))
+        .ok()
+        .and_then(|at| match read.data.get(&at).map(|node| &node.kind) {
+            Some(Kind::File(content)) if content.len() <= 1 << 20 => content.read_all().ok(),
+            _ => None,
+        })
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    let package_facts = facts(&read.control, copyright);
     let mut data = packages::without_docs(read.data);
     for (_, node) in data.iter_mut() {
         node.origin = package.into();
     }
-    Ok(Some((data, read.postinst)))
+    Ok((Some((data, read.postinst)), package_facts))
 }
 
 /// What `kiln build` wrote.

@@ -111,7 +111,7 @@ fn build_qemu_boards_unprivileged() {
             let out = scratch.join(round);
             let output = crate::util::kiln()
                 .env("KILN_CACHE", &cache)
-                .args(["build", &config, "-o", s(&out)])
+                .args(["build", "--locked", &config, "-o", s(&out)])
                 .output()
                 .unwrap();
             assert!(output.status.success(), "{board}: {}", stderr(&output));
@@ -244,7 +244,7 @@ fn shipped_boards_check_clean() {
         let config = format!("{}/board-configs/{board}.toml", env!("CARGO_MANIFEST_DIR"));
         let output = crate::util::kiln()
             .env("KILN_CACHE", &cache)
-            .args(["build", &config, "-o", s(&scratch.path)])
+            .args(["build", "--locked", &config, "-o", s(&scratch.path)])
             .output()
             .unwrap();
         assert!(output.status.success(), "{board}: {}", stderr(&output));

@@ -6,6 +6,7 @@ mod fetch;
 mod flash;
 mod hostile;
 mod image;
+mod lock;
 mod maker;
 mod pack;
 mod util;

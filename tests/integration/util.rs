@@ -184,6 +184,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("gzip", "gzip"),
     ("mcopy", "mtools"),
     ("mdir", "mtools"),
+    ("python3", "python3-venv"),
     ("mkfs.fat", "dosfstools"),
     ("qemu-system-aarch64", "qemu-system-arm"),
     ("qemu-system-arm", "qemu-system-arm"),

@@ -1,0 +1,686 @@
+//! The software bill of materials of a build or a card: SPDX 2.3 as JSON. The outputs
+//! are the described packages; each CONTAINS every Debian package that put files into
+//! the image (name, version, supplier from the Maintainer field, purl, the .deb's
+//! SHA-256, the licence its machine-readable `debian/copyright` declares, else
+//! NOASSERTION), kiln's own generated content (init tree, accounts, config files,
+//! overlays), which is GENERATED_FROM the board file, and on a card the kernel and
+//! boot-file packages. The same build gives the same bytes: the namespace is derived from
+//! the content and the time is SOURCE_DATE_EPOCH. Mirrors are never named: a package's
+//! download location is NOASSERTION, and its purl and the lock identify it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::config::Board;
+use crate::rootfs::{Facts, Rootfs};
+
+/// What an SBOM describes.
+pub struct Subject<'a> {
+    pub outputs: &'a [PathBuf],
+    /// SPDX's primaryPackagePurpose of the outputs: `ARCHIVE` or `FIRMWARE`.
+    pub purpose: &'static str,
+    /// Packages whose files are in the outputs besides the image tree's (a card's
+    /// kernel and boot files).
+    pub also: &'a [String],
+}
+
+/// Writes the SBOM to `path` (atomically).
+pub fn write(board: &Board, rootfs: &Rootfs, subject: &Subject, path: &Path) -> Result<()> {
+    let text = render(board, rootfs, subject)?;
+    crate::host::temp::write_file(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Where `kiln image` writes a card's SBOM: `CARD.spdx.json` beside it.
+pub fn beside(card: &Path) -> PathBuf {
+    let mut name = card.as_os_str().to_owned();
+    name.push(".spdx.json");
+    PathBuf::from(name)
+}
+
+/// The packages a card holds files of besides the image tree's: the kernel image
+/// package (not its metapackage) and the boot files' packages.
+pub fn on_the_card(rootfs: &Rootfs) -> Vec<String> {
+    let has_dependency = |name: &str| {
+        rootfs
+            .packages
+            .values()
+            .any(|facts| facts.why.wanted_by.as_deref() == Some(name))
+    };
+    rootfs
+        .packages
+        .iter()
+        .filter(|(name, facts)| match facts.why.role {
+            crate::fetch::Role::BootFiles => true,
+            crate::fetch::Role::Kernel => !has_dependency(name),
+            _ => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// `kiln build --licenses DIR`: each package's copyright file as DIR/PACKAGE/copyright,
+/// as Buildroot's legal-info collects them.
+pub fn licenses(rootfs: &Rootfs, dir: &Path) -> Result<usize> {
+    let (contained, _) = contributors(rootfs);
+    let mut written = 0;
+    for name in &contained {
+        let Some(text) = &rootfs.packages[name].copyright else {
+            continue;
+        };
+        let package_dir = dir.join(name);
+        std::fs::create_dir_all(&package_dir)
+            .with_context(|| format!("unable to create {}", package_dir.display()))?;
+        crate::host::temp::write_file(&package_dir.join("copyright"), text.as_bytes())?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// The packages whose files the tree holds, and whether anything kiln made is in it.
+fn contributors(rootfs: &Rootfs) -> (BTreeSet<String>, bool) {
+    let mut packages = BTreeSet::new();
+    let mut generated = false;
+    for (_, node) in rootfs.tree.iter() {
+        if rootfs.packages.contains_key(&*node.origin) {
+            packages.insert(node.origin.to_string());
+        } else if !node.implicit {
+            generated = true;
+        }
+    }
+    (packages, generated)
+}
+
+pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<String> {
+    let (mut contained, generated) = contributors(rootfs);
+    contained.extend(
+        subject
+            .also
+            .iter()
+            .filter(|name| rootfs.packages.contains_key(*name))
+            .cloned(),
+    );
+    let mut ids = Ids::default();
+    let mut packages = Vec::new();
+    let mut relationships = Vec::new();
+    let mut extracted: BTreeMap<String, String> = BTreeMap::new();
+    let mut fingerprint = Sha256::new();
+
+    let mut outputs = Vec::new();
+    for output in subject.outputs {
+        let (sha256, _) = crate::lock::hash_file(output)?;
+        fingerprint.update(sha256.as_bytes());
+        let name = file_name(output);
+        let id = ids.make("SPDXRef-Image-", &name);
+        relationships.push(("SPDXRef-DOCUMENT".to_string(), "DESCRIBES", id.clone()));
+        packages.push(object(&[
+            ("name", string(&name)),
+            ("SPDXID", string(&id)),
+            ("versionInfo", string(&board.name)),
+            ("primaryPackagePurpose", string(subject.purpose)),
+            ("downloadLocation", string("NOASSERTION")),
+            ("filesAnalyzed", "false".to_string()),
+            ("checksums", checksums(&sha256)),
+            ("licenseConcluded", string("NOASSERTION")),
+            ("licenseDeclared", string("NOASSERTION")),
+            ("copyrightText", string("NOASSERTION")),
+        ]));
+        outputs.push(id);
+    }
+
+    let board_bytes = std::fs::read(&board.file)
+        .with_context(|| format!("unable to read {}", board.file.display()))?;
+    let board_sha = hex(&Sha256::digest(&board_bytes));
+    fingerprint.update(board_sha.as_bytes());
+    packages.push(object(&[
+        ("name", string(&file_name(&board.file))),
+        ("SPDXID", string("SPDXRef-Board")),
+        ("primaryPackagePurpose", string("SOURCE")),
+        ("downloadLocation", string("NOASSERTION")),
+        ("filesAnalyzed", "false".to_string()),
+        ("checksums", checksums(&board_sha)),
+        ("licenseConcluded", string("NOASSERTION")),
+        ("licenseDeclared", string("NOASSERTION")),
+        ("copyrightText", string("NOASSERTION")),
+        (
+            "comment",
+            string("The board config the outputs were built from (with the files it inherits)."),
+        ),
+    ]));
+    if generated {
+        packages.push(object(&[
+            ("name", string("kiln-generated")),
+            ("SPDXID", string("SPDXRef-kiln-generated")),
+            ("versionInfo", string(env!("CARGO_PKG_VERSION"))),
+            ("supplier", string("Organization: kiln")),
+            ("downloadLocation", string("NOASSERTION")),
+            ("filesAnalyzed", "false".to_string()),
+            ("licenseConcluded", string("NOASSERTION")),
+            ("licenseDeclared", string("NOASSERTION")),
+            ("copyrightText", string("NOASSERTION")),
+            (
+                "comment",
+                string("What kiln made from the board: the s6-linux-init tree and stage 1, /etc/passwd, group and shadow, busybox applet links, alternatives links, device nodes, the board's overlays and services."),
+            ),
+        ]));
+        relationships.push((
+            "SPDXRef-kiln-generated".to_string(),
+            "GENERATED_FROM",
+            "SPDXRef-Board".to_string(),
+        ));
+        for output in &outputs {
+            relationships.push((
+                output.clone(),
+                "CONTAINS",
+                "SPDXRef-kiln-generated".to_string(),
+            ));
+        }
+    }
+
+    for name in &contained {
+        let facts = &rootfs.packages[name];
+        let deb = rootfs
+            .debs
+            .get(name)
+            .with_context(|| format!("{name}: no .deb"))?;
+        let (sha256, _) = crate::lock::hash_file(deb)?;
+        fingerprint.update(sha256.as_bytes());
+        let id = ids.make("SPDXRef-Package-", name);
+        let license = facts
+            .copyright
+            .as_deref()
+            .and_then(|text| declared_license(text, name, &mut extracted))
+            .unwrap_or_else(|| "NOASSERTION".to_string());
+        let mut fields = vec![
+            ("name", string(name)),
+            ("SPDXID", string(&id)),
+            ("versionInfo", string(&facts.why.version)),
+        ];
+        if let Some(supplier) = facts.maintainer.as_deref().map(supplier) {
+            fields.push(("supplier", string(&supplier)));
+        }
+        fields.extend([
+            ("downloadLocation", string("NOASSERTION")),
+            ("filesAnalyzed", "false".to_string()),
+            ("checksums", checksums(&sha256)),
+            ("licenseConcluded", string("NOASSERTION")),
+            ("licenseDeclared", string(&license)),
+            ("copyrightText", string("NOASSERTION")),
+            (
+                "externalRefs",
+                format!(
+                    "[{}]",
+                    object(&[
+                        ("referenceCategory", string("PACKAGE-MANAGER")),
+                        ("referenceType", string("purl")),
+                        ("referenceLocator", string(&purl(name, facts))),
+                    ])
+                ),
+            ),
+        ]);
+        packages.push(object(&fields));
+        for output in &outputs {
+            relationships.push((output.clone(), "CONTAINS", id.clone()));
+        }
+    }
+
+    let namespace = uuid(&fingerprint.finalize());
+    let mut fields = vec![
+        ("spdxVersion", string("SPDX-2.3")),
+        ("dataLicense", string("CC0-1.0")),
+        ("SPDXID", string("SPDXRef-DOCUMENT")),
+        ("name", string(&format!("kiln {}", board.name))),
+        (
+            "documentNamespace",
+            string(&format!("urn:uuid:{namespace}")),
+        ),
+        (
+            "creationInfo",
+            object(&[
+                ("created", string(&created()?)),
+                (
+                    "creators",
+                    format!(
+                        "[{}]",
+                        string(&format!("Tool: kiln-{}", env!("CARGO_PKG_VERSION")))
+                    ),
+                ),
+            ]),
+        ),
+        ("packages", array(&packages)),
+        (
+            "relationships",
+            array(
+                &relationships
+                    .iter()
+                    .map(|(from, kind, to)| {
+                        object(&[
+                            ("spdxElementId", string(from)),
+                            ("relationshipType", string(kind)),
+                            ("relatedSpdxElement", string(to)),
+                        ])
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ];
+    if !extracted.is_empty() {
+        let infos: Vec<String> = extracted
+            .iter()
+            .map(|(id, text)| {
+                object(&[
+                    ("licenseId", string(id)),
+                    ("name", string(id.trim_start_matches("LicenseRef-"))),
+                    ("extractedText", string(text)),
+                ])
+            })
+            .collect();
+        fields.push(("hasExtractedLicensingInfos", array(&infos)));
+    }
+    Ok(format!("{}\n", object(&fields)))
+}
+
+/// SPDXIDs: letters, digits, `.` and `-` only, unique.
+#[derive(Default)]
+struct Ids(BTreeSet<String>);
+
+impl Ids {
+    fn make(&mut self, prefix: &str, name: &str) -> String {
+        let base: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let mut id = format!("{prefix}{base}");
+        let mut n = 2;
+        while !self.0.insert(id.clone()) {
+            id = format!("{prefix}{base}-{n}");
+            n += 1;
+        }
+        id
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn uuid(hash: &[u8]) -> String {
+    // A name-based UUID (version 5 layout) from the content's SHA-256.
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex(&bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// SOURCE_DATE_EPOCH (default 2000-01-01) as RFC 3339 UTC.
+fn created() -> Result<String> {
+    let seconds = crate::archive::Options::from_env()?.mtime;
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Ok(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    ))
+}
+
+/// `Name <mail>` → `Person: Name (mail)`, or `Organization:` for a team or list.
+fn supplier(maintainer: &str) -> String {
+    let (name, mail) = match maintainer.split_once('<') {
+        Some((name, mail)) => (name.trim(), mail.trim_end_matches('>').trim()),
+        None => (maintainer.trim(), ""),
+    };
+    let lower = name.to_ascii_lowercase();
+    let kind = if ["team", "maintainers", "group", "developers", "project"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        "Organization"
+    } else {
+        "Person"
+    };
+    let name = name.replace(['(', ')'], "");
+    if mail.is_empty() {
+        format!("{kind}: {name}")
+    } else {
+        format!("{kind}: {name} ({mail})")
+    }
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, version percent-encoded.
+fn purl(name: &str, facts: &Facts) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"._-~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    format!(
+        "pkg:deb/debian/{}@{}?arch={}",
+        encode(name),
+        encode(&facts.why.version),
+        encode(&facts.why.architecture)
+    )
+}
+
+/// Debian's licence short names (copyright-format 1.0) as SPDX identifiers.
+const LICENSES: [(&str, &str); 40] = [
+    ("gpl-1", "GPL-1.0-only"),
+    ("gpl-1+", "GPL-1.0-or-later"),
+    ("gpl-2", "GPL-2.0-only"),
+    ("gpl-2+", "GPL-2.0-or-later"),
+    ("gpl-3", "GPL-3.0-only"),
+    ("gpl-3+", "GPL-3.0-or-later"),
+    ("lgpl-2", "LGPL-2.0-only"),
+    ("lgpl-2+", "LGPL-2.0-or-later"),
+    ("lgpl-2.0", "LGPL-2.0-only"),
+    ("lgpl-2.0+", "LGPL-2.0-or-later"),
+    ("lgpl-2.1", "LGPL-2.1-only"),
+    ("lgpl-2.1+", "LGPL-2.1-or-later"),
+    ("lgpl-3", "LGPL-3.0-only"),
+    ("lgpl-3+", "LGPL-3.0-or-later"),
+    ("agpl-3", "AGPL-3.0-only"),
+    ("agpl-3+", "AGPL-3.0-or-later"),
+    ("gfdl-1.3", "GFDL-1.3-only"),
+    ("gfdl-1.3+", "GFDL-1.3-or-later"),
+    ("bsd-2-clause", "BSD-2-Clause"),
+    ("bsd-3-clause", "BSD-3-Clause"),
+    ("bsd-4-clause", "BSD-4-Clause"),
+    ("0bsd", "0BSD"),
+    ("expat", "MIT"),
+    ("mit", "MIT"),
+    ("isc", "ISC"),
+    ("zlib", "Zlib"),
+    ("apache-2.0", "Apache-2.0"),
+    ("artistic", "Artistic-1.0"),
+    ("artistic-2.0", "Artistic-2.0"),
+    ("mpl-1.1", "MPL-1.1"),
+    ("mpl-2.0", "MPL-2.0"),
+    ("cc0-1.0", "CC0-1.0"),
+    ("bsl-1.0", "BSL-1.0"),
+    ("psf-2", "PSF-2.0"),
+    ("python-2.0", "Python-2.0"),
+    ("openssl", "OpenSSL"),
+    ("curl", "curl"),
+    ("x11", "X11"),
+    ("unicode-dfs-2016", "Unicode-DFS-2016"),
+    ("ssleay", "SSLeay"),
+];
+
+/// The licence a machine-readable copyright file declares: every `Files` paragraph's
+/// licence, each Debian name mapped to SPDX (an unknown one becomes a LicenseRef with
+/// the file's standalone paragraph as its text), joined with AND. `None` for a file that
+/// is not in copyright-format 1.0.
+fn declared_license(
+    text: &str,
+    package: &str,
+    extracted: &mut BTreeMap<String, String>,
+) -> Option<String> {
+    let paragraphs: Vec<BTreeMap<String, String>> = text
+        .split("\n\n")
+        .map(crate::source::deb::parse_fields)
+        .collect();
+    let header = paragraphs.first()?;
+    if !header.get("Format")?.contains("copyright-format") {
+        return None;
+    }
+    let standalone: BTreeMap<String, String> = paragraphs
+        .iter()
+        .filter(|fields| !fields.contains_key("Files"))
+        .filter_map(|fields| {
+            let license = fields.get("License")?;
+            let (name, body) = license.split_once('\n').unwrap_or((license, ""));
+            Some((name.trim().to_ascii_lowercase(), body.to_string()))
+        })
+        .collect();
+    let mut terms = BTreeSet::new();
+    for fields in paragraphs
+        .iter()
+        .filter(|fields| fields.contains_key("Files"))
+    {
+        let Some(license) = fields.get("License") else {
+            continue;
+        };
+        let first = license.lines().next().unwrap_or("").trim();
+        if first.is_empty() {
+            continue;
+        }
+        terms.insert(expression(first, package, &standalone, extracted));
+    }
+    if terms.is_empty() {
+        return None;
+    }
+    let terms: Vec<String> = terms.into_iter().collect();
+    Some(if terms.len() == 1 {
+        terms[0].clone()
+    } else {
+        terms
+            .iter()
+            .map(|term| {
+                if term.contains(' ') {
+                    format!("({term})")
+                } else {
+                    term.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    })
+}
+
+/// One `License:` line (`GPL-2+ or Artistic`, `BSD-3-clause and MIT`) as SPDX.
+fn expression(
+    line: &str,
+    package: &str,
+    standalone: &BTreeMap<String, String>,
+    extracted: &mut BTreeMap<String, String>,
+) -> String {
+    let mut out = Vec::new();
+    let words: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|word| !word.is_empty())
+        .collect();
+    let mut at = 0;
+    while at < words.len() {
+        let word = words[at];
+        at += 1;
+        match word.to_ascii_lowercase().as_str() {
+            "or" => out.push("OR".to_string()),
+            "and" => out.push("AND".to_string()),
+            // `X with Y exception`: the exception is kept in the LicenseRef's text only.
+            "with" => {
+                while at < words.len() && !matches!(words[at], "or" | "and") {
+                    at += 1;
+                }
+            }
+            lower => {
+                if let Some((_, spdx)) = LICENSES.iter().find(|(name, _)| *name == lower) {
+                    out.push((*spdx).to_string());
+                } else {
+                    let id: String = word
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                                c
+                            } else {
+                                '-'
+                            }
+                        })
+                        .collect();
+                    let id = format!("LicenseRef-{id}");
+                    let text = standalone
+                        .get(lower)
+                        .filter(|body| !body.trim().is_empty())
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            format!("{word}: see /usr/share/doc/{package}/copyright in the package")
+                        });
+                    extracted.entry(id.clone()).or_insert(text);
+                    out.push(id);
+                }
+            }
+        }
+    }
+    // An operator without an operand on each side would not parse: drop strays.
+    while out
+        .first()
+        .is_some_and(|word| word == "OR" || word == "AND")
+    {
+        out.remove(0);
+    }
+    while out.last().is_some_and(|word| word == "OR" || word == "AND") {
+        out.pop();
+    }
+    out.dedup_by(|a, b| (a == "OR" || a == "AND") && (b == "OR" || b == "AND"));
+    if out.is_empty() {
+        "NOASSERTION".to_string()
+    } else {
+        out.join(" ")
+    }
+}
+
+fn string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn object(fields: &[(&str, String)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| format!("{}: {value}", string(key)))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+fn array(items: &[String]) -> String {
+    format!("[\n{}\n]", items.join(",\n"))
+}
+
+fn checksums(sha256: &str) -> String {
+    format!(
+        "[{}]",
+        object(&[
+            ("algorithm", string("SHA256")),
+            ("checksumValue", string(sha256)),
+        ])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_readable_copyright_becomes_an_spdx_expression() {
+        let text = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n\nFiles: *\nCopyright: 2000 A\nLicense: GPL-2+\n\nFiles: lib/*\nCopyright: 2001 B\nLicense: BSD-3-clause or Expat\n\nFiles: odd/*\nCopyright: 2002 C\nLicense: Odd-License\n\nLicense: Odd-License\n Do what you like.\n";
+        let mut extracted = BTreeMap::new();
+        assert_eq!(
+            declared_license(text, "x", &mut extracted).as_deref(),
+            Some("(BSD-3-Clause OR MIT) AND GPL-2.0-or-later AND LicenseRef-Odd-License")
+        );
+        assert_eq!(
+            extracted.get("LicenseRef-Odd-License").map(String::as_str),
+            Some("Do what you like.")
+        );
+        assert_eq!(
+            declared_license("This is free software.\n", "x", &mut extracted),
+            None
+        );
+        let mut none = BTreeMap::new();
+        assert_eq!(
+            expression(
+                "GPL-2+ with OpenSSL exception",
+                "p",
+                &BTreeMap::new(),
+                &mut none
+            ),
+            "GPL-2.0-or-later"
+        );
+    }
+
+    #[test]
+    fn suppliers_purls_and_times() {
+        assert_eq!(
+            supplier("Debian Install System Team <debian-boot@lists.debian.org>"),
+            "Organization: Debian Install System Team (debian-boot@lists.debian.org)"
+        );
+        assert_eq!(
+            supplier("Jane Doe <jane@example.org>"),
+            "Person: Jane Doe (jane@example.org)"
+        );
+        let facts = Facts {
+            why: crate::fetch::Why {
+                version: "1:1.35.0-4+deb12u1+b1".to_string(),
+                architecture: "arm64".to_string(),
+                role: crate::fetch::Role::Install,
+                wanted_by: None,
+                via: None,
+            },
+            maintainer: None,
+            copyright: None,
+        };
+        assert_eq!(
+            purl("busybox-static", &facts),
+            "pkg:deb/debian/busybox-static@1%3A1.35.0-4%2Bdeb12u1%2Bb1?arch=arm64"
+        );
+        assert_eq!(uuid(&[0xff; 32]), "ffffffff-ffff-5fff-bfff-ffffffffffff");
+        assert_eq!(created().unwrap_or_default().len(), 20);
+    }
+}
