@@ -1,7 +1,8 @@
 #!/bin/bash
 # Benchmark `kiln pack` against its peers on this machine, in one run, and print the
 # times and ratios (lower is better): the fakeroot + find | cpio (+ gzip) pipeline,
-# bsdtar --format newc, and 3cpio (crate threecpio), plain and piped through pigz -p 2.
+# bsdtar --format newc, and 3cpio (crate threecpio), plain and piped through pigz -p 2,
+# each also followed by sync(1) of its output, since kiln fsyncs before it renames.
 # Also peak RSS of kiln for a 1 GB tree. Installs what it needs (apt, cargo install).
 # Usage: scripts/bench.sh [workdir]   (default: target/bench; needs ~3 GB free)
 set -euo pipefail
@@ -85,23 +86,32 @@ bsdtar_gz() { bsdtar --format newc -czf "$out/bsdtar.cpio.gz" -C "$tree" .; }
 threecpio_cpio() { (cd "$tree" && "$threecpio" --create "$out/3cpio.cpio" < "$work/manifest"); }
 threecpio_gz() { (cd "$tree" && "$threecpio" --create < "$work/manifest" | pigz -p 2 -6 > "$out/3cpio.cpio.gz"); }
 
+# synced CMD OUTPUT: CMD, then its output flushed to disk, as kiln does before it renames.
+synced() { "$1" && sync "$2"; }
+
 echo "# kiln pack vs peers: $files files, $((bytes / 1000000)) MB, $(nproc) CPUs, best of $runs"
+echo "# kiln always fsyncs its output; the peers do not, so each is timed as it is and followed by sync(1) of its output."
 echo
 k_cpio=$(best_of kiln_cpio)
 k_gz=$(best_of kiln_gz)
-printf '| %-32s | %9s | %10s | %9s | %10s |\n' tool "cpio (s)" "kiln/peer" "cpio.gz (s)" "kiln/peer"
-printf '| %-32s | %9s | %10s | %9s | %10s |\n' --- --- --- --- ---
-printf '| %-32s | %9s | %10s | %9s | %10s |\n' "kiln pack" "$k_cpio" 1.00 "$k_gz" 1.00
+printf '| %-32s | %8s | %9s | %13s | %9s | %11s | %9s | %16s | %9s |\n' tool "cpio (s)" "kiln/peer" "cpio+sync (s)" "kiln/peer" "cpio.gz (s)" "kiln/peer" "cpio.gz+sync (s)" "kiln/peer"
+printf '| %-32s | %8s | %9s | %13s | %9s | %11s | %9s | %16s | %9s |\n' --- --- --- --- --- --- --- --- ---
+printf '| %-32s | %8s | %9s | %13s | %9s | %11s | %9s | %16s | %9s |\n' "kiln pack (fsyncs)" "$k_cpio" 1.00 "$k_cpio" 1.00 "$k_gz" 1.00 "$k_gz" 1.00
 for peer in fakeroot bsdtar threecpio; do
-    p_cpio=$(best_of "${peer}_cpio")
-    p_gz=$(best_of "${peer}_gz")
     case $peer in
-        fakeroot) label="fakeroot + find|cpio (+ gzip -6)" ;;
-        bsdtar) label="bsdtar --format newc (-z)" ;;
-        threecpio) label="3cpio (| pigz -p 2 -6)" ;;
+        fakeroot) label="fakeroot + find|cpio (+ gzip -6)"; plain=$out/fr.cpio; gz=$out/fr.cpio.gz ;;
+        bsdtar) label="bsdtar --format newc (-z)"; plain=$out/bsdtar.cpio; gz=$out/bsdtar.cpio.gz ;;
+        threecpio) label="3cpio (| pigz -p 2 -6)"; plain=$out/3cpio.cpio; gz=$out/3cpio.cpio.gz ;;
     esac
-    printf '| %-32s | %9s | %10.2f | %9s | %10.2f |\n' "$label" "$p_cpio" \
-        "$(echo "$k_cpio / $p_cpio" | bc -l)" "$p_gz" "$(echo "$k_gz / $p_gz" | bc -l)"
+    p_cpio=$(best_of "${peer}_cpio")
+    p_cpio_sync=$(best_of synced "${peer}_cpio" "$plain")
+    p_gz=$(best_of "${peer}_gz")
+    p_gz_sync=$(best_of synced "${peer}_gz" "$gz")
+    printf '| %-32s | %8s | %9.2f | %13s | %9.2f | %11s | %9.2f | %16s | %9.2f |\n' "$label" \
+        "$p_cpio" "$(echo "$k_cpio / $p_cpio" | bc -l)" \
+        "$p_cpio_sync" "$(echo "$k_cpio / $p_cpio_sync" | bc -l)" \
+        "$p_gz" "$(echo "$k_gz / $p_gz" | bc -l)" \
+        "$p_gz_sync" "$(echo "$k_gz / $p_gz_sync" | bc -l)"
 done
 echo
 ls -l "$out" | awk 'NR > 1 { printf "%-16s %12d bytes\n", $9, $5 }'

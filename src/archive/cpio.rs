@@ -85,27 +85,85 @@ pub fn write<W: Write>(tree: &Tree, mut out: W, options: &Options) -> Result<W, 
             path: path.clone(),
             len: size,
         })?;
-        let header = cpio::newc::Builder::new(path.as_str())
-            .ino(inode)
-            .mode(node.kind.type_bits() | u32::from(node.meta.mode))
-            .uid(node.meta.uid)
-            .gid(node.meta.gid)
-            .nlink(nlink)
-            .mtime(mtime)
-            .rdev_major(rdev_major)
-            .rdev_minor(rdev_minor);
-        let mut entry = header.write(&mut out, size);
-        // copy_exact fails unless exactly `size` bytes went in, so cpio-rs, which pads
-        // only when the body length matched, always closes the record correctly.
+        let fields = NewcFields {
+            ino: inode,
+            mode: node.kind.type_bits() | u32::from(node.meta.mode),
+            uid: node.meta.uid,
+            gid: node.meta.gid,
+            nlink,
+            mtime,
+            size,
+            rdev_major,
+            rdev_minor,
+        };
+        write_header(&mut out, path.as_str(), &fields).map_err(ArchiveError::io(context))?;
+        // copy_exact fails unless exactly `size` bytes went in, so the padding below
+        // always closes the record where its header said.
         match (content, symlink_target) {
-            (Some(content), _) if carries_data => copy_exact(path, content, &mut entry)?,
-            (_, Some(target)) => entry.write_all(target).map_err(ArchiveError::io(context))?,
+            (Some(content), _) if carries_data => copy_exact(path, content, &mut out)?,
+            (_, Some(target)) => out.write_all(target).map_err(ArchiveError::io(context))?,
             _ => {}
         }
-        entry.finish().map_err(ArchiveError::io(context))?;
+        out.write_all(&[0; 3][..pad4(u64::from(size))])
+            .map_err(ArchiveError::io(context))?;
     }
-    cpio::newc::trailer(&mut out).map_err(ArchiveError::io(context))?;
+    let trailer = NewcFields {
+        nlink: 1,
+        ..NewcFields::default()
+    };
+    write_header(&mut out, TRAILER, &trailer).map_err(ArchiveError::io(context))?;
     Ok(out)
+}
+
+/// The numbers of one newc header (device numbers of the archive's own filesystem and
+/// the check field are always 0).
+#[derive(Default)]
+struct NewcFields {
+    ino: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    mtime: u32,
+    size: u32,
+    rdev_major: u32,
+    rdev_minor: u32,
+}
+
+/// Bytes that pad `len` to a multiple of 4.
+fn pad4(len: u64) -> usize {
+    ((4 - len % 4) % 4) as usize
+}
+
+/// `070701`, thirteen 8-digit hex fields, the name with its NUL, padded to 4 bytes: one
+/// write, so a record's header never costs more than one syscall.
+fn write_header(out: &mut impl Write, name: &str, fields: &NewcFields) -> io::Result<()> {
+    use std::fmt::Write as _;
+    let name_size = name.len() as u64 + 1;
+    let mut header = String::with_capacity(HEADER_LEN + name.len() + 4);
+    header.push_str("070701");
+    for value in [
+        u64::from(fields.ino),
+        u64::from(fields.mode),
+        u64::from(fields.uid),
+        u64::from(fields.gid),
+        u64::from(fields.nlink),
+        u64::from(fields.mtime),
+        u64::from(fields.size),
+        0,
+        0,
+        u64::from(fields.rdev_major),
+        u64::from(fields.rdev_minor),
+        name_size,
+        0,
+    ] {
+        let _ = write!(header, "{value:08x}");
+    }
+    header.push_str(name);
+    header.push('\0');
+    let padding = pad4((HEADER_LEN as u64) + name_size);
+    header.push_str(&"\0\0\0"[..padding]);
+    out.write_all(header.as_bytes())
 }
 
 /// One parsed newc header.

@@ -370,6 +370,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_archive_file_has_the_bytes_of_the_archive_in_memory() {
+        use crate::tree::content::Content;
+        use crate::tree::{Kind, Meta, Node};
+        let dir = std::env::temp_dir().join(format!("kiln-write-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Larger than the write buffer, and an odd length so the padding follows it.
+        let host = dir.join("big");
+        let bytes: Vec<u8> = (0..(3 << 20) + 3)
+            .map(|i: u32| (i * 7 % 251) as u8)
+            .collect();
+        std::fs::write(&host, &bytes).unwrap();
+        let mut tree = Tree::new();
+        let content = Content::Host {
+            path: host.clone(),
+            len: bytes.len() as u64,
+        };
+        tree.insert(
+            ArchivePath::new("big").unwrap(),
+            Node::new(Kind::File(content), Meta::root(0o644), "t"),
+        )
+        .unwrap();
+        tree.file("small", "x", Meta::root(0o644), "t").unwrap();
+        let options = Options::default();
+        let format = Format::from_path(Path::new("x.cpio")).unwrap();
+        let in_memory = write(&tree, format, Vec::new(), &options).unwrap();
+        let file = dir.join("out.cpio");
+        write_file(&tree, format, &file, &options).unwrap();
+        assert!(std::fs::read(&file).unwrap() == in_memory);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn formats_from_paths() {
         let of = |p: &str| Format::from_path(Path::new(p)).map(|f| f.name());
         assert_eq!(of("out/initrd.cpio.gz"), Some("cpio.gz"));
