@@ -288,6 +288,12 @@ fn changes(old: &Node, new: &Node) -> io::Result<Vec<String>> {
 
 /// `YYYY-MM-DD HH:MM` in UTC, independent of the host's TZ.
 pub fn format_time(seconds: u64) -> String {
+    let (year, month, day, hour, minute, _) = civil(seconds);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
+}
+
+/// Seconds since the epoch as UTC (year, month, day, hour, minute, second).
+pub fn civil(seconds: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     // Howard Hinnant's civil_from_days.
@@ -300,11 +306,7 @@ pub fn format_time(seconds: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60
-    )
+    (year, month, day, rest / 3600, rest / 60 % 60, rest % 60)
 }
 
 #[cfg(test)]

@@ -284,22 +284,27 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
     Ok(format!("{}\n", object(&fields)))
 }
 
+/// `name` with every character an SPDX identifier cannot hold (all but letters, digits,
+/// `.` and `-`) written as `-`.
+fn id_chars(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// SPDXIDs: letters, digits, `.` and `-` only, unique.
 #[derive(Default)]
 struct Ids(BTreeSet<String>);
 
 impl Ids {
     fn make(&mut self, prefix: &str, name: &str) -> String {
-        let base: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let base = id_chars(name);
         let mut id = format!("{prefix}{base}");
         let mut n = 2;
         while !self.0.insert(id.clone()) {
@@ -341,23 +346,9 @@ fn uuid(hash: &[u8]) -> String {
 /// SOURCE_DATE_EPOCH (default 2000-01-01) as RFC 3339 UTC.
 fn created() -> Result<String> {
     let seconds = crate::archive::Options::from_env()?.mtime;
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, hour, minute, second) = crate::listing::civil(seconds);
     Ok(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
     ))
 }
 
@@ -539,17 +530,7 @@ fn expression(
                 if let Some((_, spdx)) = LICENSES.iter().find(|(name, _)| *name == lower) {
                     out.push((*spdx).to_string());
                 } else {
-                    let id: String = word
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                                c
-                            } else {
-                                '-'
-                            }
-                        })
-                        .collect();
-                    let id = format!("LicenseRef-{id}");
+                    let id = format!("LicenseRef-{}", id_chars(word));
                     let text = standalone
                         .get(lower)
                         .filter(|body| !body.trim().is_empty())
