@@ -13,6 +13,7 @@ pub mod describe;
 pub mod image;
 pub mod inherit;
 pub mod raw;
+pub mod services;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::tree::ArchivePath;
 use accounts::{Group, User};
 use image::ImageSpec;
 use raw::{RawBoard, RawKernel, RawOverlay, RawQemu};
+pub use services::Service;
 
 /// A validated board.
 #[derive(Debug)]
@@ -46,8 +48,10 @@ pub struct Board {
     pub overlays: Vec<Overlay>,
     /// makedevs tables, read and checked at load; applied as read.
     pub devices: Vec<DeviceTable>,
-    /// Service directories, each with a `run`, installed into `/etc/s6/services`.
+    /// Declared services (`[services.NAME]`, and kiln's own such as `network`).
     pub services: Vec<Service>,
+    /// The order stage 2 starts them in: each wave after the previous one is ready.
+    pub waves: Vec<Vec<String>>,
     pub formats: Vec<Format>,
     pub image: Option<ImageSpec>,
     /// `[check] allow_dangling`: image paths whose problems the build lets through, with
@@ -152,13 +156,6 @@ pub struct MetaOverride {
 pub struct DeviceTable {
     pub path: PathBuf,
     pub text: String,
-}
-
-/// A service directory and the name it gets in `/etc/s6/services`.
-#[derive(Debug)]
-pub struct Service {
-    pub name: String,
-    pub dir: PathBuf,
 }
 
 /// A board mistake: the file, then `key: what is wrong (note: the fix)`.
@@ -311,7 +308,9 @@ impl Board {
                 read_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
             devices.push(DeviceTable { path, text });
         }
-        let services = services(raw.services.unwrap_or_default()).map_err(error)?;
+        let services = services::services(raw.services.unwrap_or_default(), &users, &groups, &[])
+            .map_err(error)?;
+        let waves = services::waves(&services).map_err(error)?;
         if matches!(kernel.source, KernelSource::File(_)) && kernel.dtb.is_some() {
             return Err(error(problem(
                 "[kernel] dtb",
@@ -381,6 +380,7 @@ impl Board {
             overlays,
             devices,
             services,
+            waves,
             formats,
             image,
             allow_dangling,
@@ -659,41 +659,6 @@ fn overlay(index: usize, raw: RawOverlay) -> Result<Overlay, Problem> {
         dest,
         files,
     })
-}
-
-fn services(raw: Vec<String>) -> Result<Vec<Service>, Problem> {
-    let mut services: Vec<Service> = Vec::new();
-    for dir in raw {
-        let dir = PathBuf::from(dir);
-        let name = dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .filter(|name| !name.starts_with('.'))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                problem(
-                    "services",
-                    format!("{}: not a service directory name", dir.display()),
-                )
-            })?;
-        if !dir.join("run").is_file() {
-            return Err(problem(
-                "services",
-                format!(
-                    "{} has no run file (note: an s6 service directory holds at least an executable run)",
-                    dir.display()
-                ),
-            ));
-        }
-        if services.iter().any(|service| service.name == name) {
-            return Err(problem(
-                "services",
-                format!("two services are named {name:?}"),
-            ));
-        }
-        services.push(Service { name, dir });
-    }
-    Ok(services)
 }
 
 /// Reads and checks a makedevs table: its mistakes are the board's, found at load.

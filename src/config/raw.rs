@@ -34,8 +34,8 @@ pub struct RawBoard {
     pub overlays: Option<Vec<RawOverlay>>,
     /// makedevs device tables (Buildroot format), relative to this file.
     pub devices: Option<Vec<String>>,
-    /// Service directories (relative to this file) installed into /etc/s6/services.
-    pub services: Option<Vec<String>>,
+    /// Declared services by name: `[services.NAME]`.
+    pub services: Option<BTreeMap<String, RawService>>,
     /// What to write.
     pub output: Option<RawOutput>,
     /// The partitioned disk or SD-card image `kiln image` writes.
@@ -140,6 +140,38 @@ pub struct RawUser {
     pub gid: u32,
     pub home: Option<String>,
     pub shell: Option<String>,
+}
+
+/// One `[services.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// The command line, run by `/bin/sh -c` (or as an execline script with `execline`).
+    pub run: Option<String>,
+    /// `run` is an execline script body instead of a shell command line.
+    pub execline: Option<bool>,
+    /// A ready-made s6 service directory instead of `run`, relative to this file.
+    pub dir: Option<String>,
+    /// The image user the service runs as (default root).
+    pub user: Option<String>,
+    /// Environment variables for the service.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Working directory (absolute).
+    pub cwd: Option<String>,
+    /// A dedicated s6-log writing /var/log/NAME/ as the log user (default true; false
+    /// for a oneshot).
+    pub log: Option<bool>,
+    /// Log files s6-log keeps besides `current` (its `n`; default 10).
+    pub log_files: Option<u32>,
+    /// Bytes after which s6-log rotates `current` (its `s`; default 1000000).
+    pub log_size: Option<u32>,
+    /// Services that must be up and ready first.
+    pub after: Option<Vec<String>>,
+    /// Run once, in order, by stage 2 instead of supervised.
+    pub oneshot: Option<bool>,
+    /// The fd on which the daemon writes a newline when it is ready (s6's
+    /// `notification-fd`); without it, "up" counts as ready.
+    pub notification_fd: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

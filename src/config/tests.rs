@@ -211,12 +211,46 @@ fn bad_boards_are_refused_naming_file_and_key() {
             "DIR/b.toml: devices: DIR/wrap.txt:1: the series start 0, inc 1, count 2 runs past 2^32",
         ),
         (
-            format!("services = [\"svc-without-run\"]\n{MINIMAL}"),
-            "DIR/b.toml: services: DIR/svc-without-run has no run file",
+            format!("{MINIMAL}[services.s]\ndir = \"svc-without-run\"\n"),
+            "DIR/b.toml: [services.s] dir: DIR/svc-without-run has no run file",
         ),
         (
-            format!("services = [\"missing\"]\n{MINIMAL}"),
-            "DIR/b.toml: services: DIR/missing has no run file",
+            format!("{MINIMAL}[services.s]\ndir = \"missing\"\n"),
+            "DIR/b.toml: [services.s] dir: DIR/missing has no run file",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nafter = [\"nope\"]\n"),
+            "DIR/b.toml: [services.s] after: \"nope\" is not a declared service (note: the board declares s)",
+        ),
+        (
+            format!(
+                "{MINIMAL}[services.a]\nrun = \"x\"\nafter = [\"b\"]\n[services.b]\nrun = \"x\"\nafter = [\"a\"]\n"
+            ),
+            "DIR/b.toml: [services.a] after: a -> b -> a is a cycle",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nuser = \"www\"\n"),
+            "DIR/b.toml: [services.s] user: \"www\" is not one of the board's [[users]]",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\n"),
+            "DIR/b.toml: [services.s]: give run = \"COMMAND LINE\" or dir",
+        ),
+        (
+            format!("{MINIMAL}[services.\"a/b\"]\nrun = \"x\"\n"),
+            "DIR/b.toml: [services.a/b]: \"a/b\" is not a service name",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nenv = {{ \"A-B\" = \"1\" }}\n"),
+            "DIR/b.toml: [services.s] env: \"A-B\" is not a variable name",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\noneshot = true\nlog = true\n"),
+            "DIR/b.toml: [services.s] log: a oneshot's output goes to stage 2's",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nlog_size = 10\n"),
+            "DIR/b.toml: [services.s] log_size: 10: give 4096 to 16777216 bytes",
         ),
         (
             format!("{MINIMAL}[kernel]\npackage = \"linux-image-amd64\"\npath = \"vmlinuz\"\n"),
@@ -356,7 +390,7 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     dir.write(
         "parent/p.toml",
         &format!(
-            "devices = [\"devices.txt\"]\nservices = [\"svc\"]\n{MINIMAL}[[overlays]]\nsource = \"overlay\"\n"
+            "devices = [\"devices.txt\"]\n{MINIMAL}[[overlays]]\nsource = \"overlay\"\n[services.svc]\ndir = \"svc\"\n"
         ),
     );
     dir.write("child/own/etc/y", "y");
@@ -370,7 +404,10 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     assert_eq!(board.name, "c");
     same(&board.overlays[0].source, parent.join("overlay"));
     same(&board.devices[0].path, parent.join("devices.txt"));
-    same(&board.services[0].dir, parent.join("svc"));
+    let services::Run::Dir(svc) = &board.services[0].what else {
+        panic!("{:?}", board.services[0]);
+    };
+    same(svc, parent.join("svc"));
     assert_eq!(board.services[0].name, "svc");
     // The child's own paths resolve against the child.
     let child = dir.write(

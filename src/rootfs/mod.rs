@@ -10,6 +10,7 @@ pub mod busybox;
 pub mod libraries;
 pub mod modules;
 pub mod packages;
+pub mod services;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use crate::archive::{self, Container};
 use crate::config::Board;
 use crate::host::progress;
 use crate::init;
-use crate::source::{deb, makedevs, overlay};
+use crate::source::{deb, makedevs};
 use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 use crate::{check, fetch, listing};
@@ -129,10 +130,7 @@ pub fn compose(
     for table in &board.devices {
         makedevs::apply(&mut image, &table.path, &table.text)?;
     }
-    for service in &board.services {
-        let dest = ArchivePath::new(&format!("etc/s6/services/{}", service.name))?;
-        overlay::load_dir(&mut image, &service.dir, Some(&dest), (0, 0))?;
-    }
+    services::add(&mut image, board)?;
     for (path, text) in &additions.files {
         let node = Node::new(
             Kind::File(Content::inline(text.clone())),

@@ -663,3 +663,77 @@ fn apps_aarch64_runs_python_curl_and_awk() {
         result.console
     );
 }
+
+/// Seconds since midnight of an s6-log ISO 8601 stamp (`2026-12-01 11:32:31.290473860`).
+fn stamp_seconds(line: &str) -> f64 {
+    let time = line.split(' ').nth(1).unwrap();
+    let mut parts = time.split(':');
+    let hours: f64 = parts.next().unwrap().parse().unwrap();
+    let minutes: f64 = parts.next().unwrap().parse().unwrap();
+    let seconds: f64 = parts.next().unwrap().parse().unwrap();
+    hours * 3600.0 + minutes * 60.0 + seconds
+}
+
+/// Declared services (issue 13): a oneshot runs first, a service after one with a
+/// notification-fd starts only once that one said it is ready (the loggers' timestamps
+/// show it), a service runs as its board user with its cwd and env, each longrun has its
+/// own s6-log in /var/log/NAME as the log user, and a killed service comes back.
+#[test]
+fn services_start_in_waves_aarch64() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-services");
+    let board = format!("{ROOT}/tests/data/boards/services-aarch64.toml");
+    let result = boot(
+        &scratch.path,
+        &[&board, "--expect", "SERVICES done", "--timeout", "180"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    let console = &result.console;
+    for line in [
+        "mark: oneshot ran as 0",
+        "SERVICES waves=mark|first|second|check|",
+        "SERVICES log-dir=drwxr-s--- 70:70",
+        "SERVICES logger=true",
+        "SERVICES second-uid=80",
+        "SERVICES restarted=yes",
+        "SERVICES first-ready=true",
+    ] {
+        assert!(console.contains(line), "no {line:?}:\n{console}");
+    }
+    let log = |name: &str, what: &str| {
+        let prefix = format!("SERVICES log {name} ");
+        let line = console
+            .lines()
+            .find(|line| line.starts_with(&prefix) && line.contains(what))
+            .unwrap_or_else(|| panic!("no {name} {what:?} in the log:\n{console}"));
+        (
+            line[prefix.len()..].to_string(),
+            stamp_seconds(&line[prefix.len()..]),
+        )
+    };
+    let (_, first_started) = log("first", "first: started");
+    let (_, first_ready) = log("first", "first: ready");
+    let (second_line, second_started) = log("second", "second: started");
+    assert!(
+        second_line
+            .ends_with("second: started as 80:80 groups 80 90 in /srv with a 'quoted' $value"),
+        "{second_line}"
+    );
+    assert!(first_ready - first_started >= 0.9, "{console}");
+    assert!(
+        second_started >= first_ready,
+        "second started before first was ready:\n{console}"
+    );
+    eprintln!(
+        "first ready after {:.2} s, second started {:.2} s after that\n{}",
+        first_ready - first_started,
+        second_started - first_ready,
+        result.report
+    );
+}
