@@ -61,6 +61,14 @@ impl Board {
                 .join(" "),
         );
         line("log user", format!("{}:{}", self.log_ids.0, self.log_ids.1));
+        line(
+            "console login",
+            if self.autologin {
+                "autologin as root (development only)".to_string()
+            } else {
+                "prompt".to_string()
+            },
+        );
         line("packages", list(&self.packages.include));
         line("exclude", list(&self.packages.exclude));
         for (package, paths) in &self.packages.select {
@@ -70,8 +78,27 @@ impl Board {
             line(
                 "user",
                 format!(
-                    "{} {}:{} {} {}",
-                    user.name, user.uid, user.gid, user.home, user.shell
+                    "{} {}:{} {} {} password {}{}{}",
+                    user.name,
+                    user.uid,
+                    user.gid,
+                    user.home,
+                    user.shell,
+                    match &user.password {
+                        super::login::Password::Locked => "locked",
+                        super::login::Password::Empty => "none (empty)",
+                        super::login::Password::Hash(_) => "hash",
+                    },
+                    if user.authorized_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} authorized keys", user.authorized_keys.len())
+                    },
+                    if user.groups.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", groups {}", user.groups.join(","))
+                    }
                 ),
             );
         }

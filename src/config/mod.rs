@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod describe;
 pub mod image;
 pub mod inherit;
+pub mod login;
 pub mod raw;
 pub mod services;
 
@@ -38,6 +39,8 @@ pub struct Board {
     pub qemu: Qemu,
     /// The maker's options; the log user is one of `users` (or the default).
     pub init: Options,
+    /// `[init] login = "autologin"`: root is logged in on the early getty (development).
+    pub autologin: bool,
     /// The log user's uid and gid, resolved in `users`.
     pub log_ids: (u32, u32),
     /// What is valid but probably not meant (the maker's warnings), for the caller to show.
@@ -209,6 +212,7 @@ impl Board {
         let groups = accounts::groups(raw.groups.unwrap_or_default(), &users).map_err(error)?;
         let accounts::Init {
             options: init,
+            autologin,
             log_ids,
             warnings: init_warnings,
         } = accounts::init(raw.init.unwrap_or_default(), &users).map_err(error)?;
@@ -369,6 +373,7 @@ impl Board {
             kernel,
             qemu,
             init,
+            autologin,
             log_ids,
             warnings: init_warnings
                 .into_iter()

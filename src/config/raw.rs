@@ -118,6 +118,10 @@ pub struct RawInit {
     pub dev_style: Option<u8>,
     /// `-e`, each `VAR=VALUE`, `VAR=` or `VAR`.
     pub env: Option<Vec<String>>,
+    /// What the early getty does (not a maker option): `prompt` (the default: getty
+    /// asks, login checks) or `autologin` (root is logged in without a password;
+    /// development only).
+    pub login: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +144,22 @@ pub struct RawUser {
     pub gid: u32,
     pub home: Option<String>,
     pub shell: Option<String>,
+    /// A crypt(3) hash (`$6$...`, `$5$...`, `$1$...`); `""` means no password; absent
+    /// means password login is locked.
+    pub password: Option<String>,
+    /// Public keys for `~/.ssh/authorized_keys`: a list of keys, or a file of them
+    /// relative to this file.
+    pub authorized_keys: Option<RawKeys>,
+    /// Names of `[[groups]]` the user is also a member of.
+    pub groups: Option<Vec<String>>,
+}
+
+/// `authorized_keys`: the keys themselves, or a file holding them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawKeys {
+    Keys(Vec<String>),
+    File(String),
 }
 
 /// One `[services.NAME]` table.

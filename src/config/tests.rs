@@ -253,6 +253,34 @@ fn bad_boards_are_refused_naming_file_and_key() {
             "DIR/b.toml: [services.s] log_size: 10: give 4096 to 16777216 bytes",
         ),
         (
+            format!("{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\npassword = \"hunter2\"\n"),
+            "DIR/b.toml: [[users]] #1 password: is not a crypt(3) hash; clear-text passwords are refused (note: make a hash with `openssl passwd -6`",
+        ),
+        (
+            format!(
+                "{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\nauthorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\"]\n"
+            ),
+            "DIR/b.toml: [[users]] #1 authorized_keys #1: ssh-ed25519 key: its data is not a ssh-ed25519 key",
+        ),
+        (
+            format!(
+                "{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\nauthorized_keys = \"missing.pub\"\n"
+            ),
+            "DIR/b.toml: [[users]] #1 authorized_keys: unable to read DIR/missing.pub",
+        ),
+        (
+            format!("{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\ngroups = [\"wheel\"]\n"),
+            "DIR/b.toml: [[users]] #1 groups: \"wheel\" is not one of the board's [[groups]]",
+        ),
+        (
+            format!("{MINIMAL}[init]\nlogin = \"auto\"\n"),
+            "DIR/b.toml: [init] login: unknown login \"auto\": expected prompt or autologin",
+        ),
+        (
+            format!("{MINIMAL}[init]\nlogin = \"autologin\"\n"),
+            "DIR/b.toml: [init] login: autologin needs an early_getty that runs busybox getty",
+        ),
+        (
             format!("{MINIMAL}[kernel]\npackage = \"linux-image-amd64\"\npath = \"vmlinuz\"\n"),
             "DIR/b.toml: [kernel]: give package or path, not both",
         ),
@@ -470,5 +498,21 @@ fn init_options_are_typed() {
             .lines()
             .find(|line| line.starts_with("init ")),
         Some("init             \"-u\" \"log\" \"-m\" \"027\" \"-e\" \"A=1\" \"-e\" \"B\" \"-r\"")
+    );
+}
+
+/// `login = "autologin"` runs busybox getty without its prompt and with kiln's autologin.
+#[test]
+fn autologin_rewrites_the_early_getty() {
+    let dir = Dir::new("autologin");
+    let path = dir.write(
+        "b.toml",
+        &format!("{MINIMAL}[init]\nearly_getty = \"getty -L 115200 ttyS0 vt100\"\nlogin = \"autologin\"\n"),
+    );
+    let board = Board::load(&path).unwrap();
+    assert!(board.autologin);
+    assert_eq!(
+        board.init.early_getty.as_deref(),
+        Some(&b"getty -n -l /etc/kiln/autologin -L 115200 ttyS0 vt100"[..])
     );
 }

@@ -112,6 +112,16 @@ pub fn compose(
         packages::load_overlay(&mut image, overlay)?;
     }
     users::add(&mut image, board)?;
+    if board.autologin {
+        let path = ArchivePath::new(crate::config::accounts::AUTOLOGIN)?;
+        let text = "#!/bin/sh\n# [init] login = \"autologin\": the early getty runs this instead of login.\n# Development only: root gets a shell on the console without a password.\nexec login -f root\n";
+        let node = Node::new(
+            Kind::File(Content::inline(text)),
+            Meta::root(0o755),
+            "[init] login",
+        );
+        image.replace(path, node)?;
+    }
     let mut options = board.init.clone();
     if let Some(stage2) = &additions.stage2 {
         options.stage2 = stage2.clone();
