@@ -16,7 +16,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 /// What the console must show.
+/// `kiln boot --then`: a host command once stage 2 is done, then a power-off request.
+#[derive(Debug, Clone)]
+pub struct Then {
+    pub command: String,
+    /// The forwarded port kiln's in-guest listener powers the guest off on.
+    pub poweroff: std::net::SocketAddr,
+}
+
 pub struct Expectations {
+    /// Run this once stage 2 is done; its failure fails the boot.
+    pub then: Option<Then>,
     /// Every one must appear somewhere in a console line.
     pub markers: Vec<String>,
     /// Also require a clean power-off, reboot or halt after the markers.
@@ -257,6 +267,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
 
     let mut watcher = Watcher::new(expect);
     let mut verdict: Option<(bool, String)> = None;
+    let (mut then_ran, mut then_failed) = (false, None::<String>);
     let mut ended = false;
     let deadline = start + expect.timeout;
     loop {
@@ -274,6 +285,12 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
             .with_context(|| format!("unable to write {}", log.display()))?;
         if echo {
             println!("{line}");
+        }
+        if let (Some(then), false) = (&expect.then, then_ran) {
+            if line.contains(STAGE2_DONE) {
+                then_ran = true;
+                then_failed = run_then(then);
+            }
         }
         match watcher.feed(&line, start.elapsed().as_secs_f64()) {
             Step::Watch => {}
@@ -308,8 +325,59 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
     // The reader ends with QEMU's stdout; a panic there has nothing left to report.
     let _ = reader.join();
     let qemu_errors = errors.join().unwrap_or_default();
-    let verdict = verdict.unwrap_or_else(|| watcher.exited(status.code(), &qemu_errors));
+    let mut verdict = verdict.unwrap_or_else(|| watcher.exited(status.code(), &qemu_errors));
+    if let Some(why) = then_failed {
+        verdict = (false, why);
+    } else if expect.then.is_some() && !then_ran {
+        verdict.0 = false;
+        verdict.1 = format!(
+            "--then never ran ({STAGE2_DONE:?} did not appear): {}",
+            verdict.1
+        );
+    }
     Ok(watcher.outcome(verdict))
+}
+
+/// The line stage 2 prints once every declared service is up.
+const STAGE2_DONE: &str = "rc.init: stage 2 done";
+
+/// Runs `--then`'s command (`sh -c`, stdout and stderr to kiln's stderr), then asks
+/// the guest to power off, whatever the command did. `Some(reason)` when it failed.
+fn run_then(then: &Then) -> Option<String> {
+    eprintln!("kiln: stage 2 done; running --then {:?}", then.command);
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&then.command)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status();
+    let failed = match &status {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("--then {:?} failed: {status}", then.command)),
+        Err(err) => Some(format!(
+            "--then {:?}: unable to run sh: {err}",
+            then.command
+        )),
+    };
+    eprintln!(
+        "kiln: --then finished in {:.1} s ({}); powering the guest off",
+        started.elapsed().as_secs_f64(),
+        match &status {
+            Ok(status) => status.to_string(),
+            Err(err) => err.to_string(),
+        }
+    );
+    let sent = std::net::TcpStream::connect_timeout(&then.poweroff, Duration::from_secs(5))
+        .and_then(|mut stream| stream.write_all(b"\n"));
+    match (failed, sent) {
+        (Some(why), _) => Some(why),
+        (None, Err(err)) => Some(format!(
+            "unable to ask the guest to power off through {}: {err}",
+            then.poweroff
+        )),
+        (None, Ok(())) => None,
+    }
 }
 
 /// One command to QEMU's human monitor on a Unix socket.

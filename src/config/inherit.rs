@@ -123,6 +123,11 @@ fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
             }
         }
     }
+    if let Some(toml::Value::Table(ssh)) = table.get_mut("ssh") {
+        for key in array(ssh.get_mut("host_keys")) {
+            join(key)?;
+        }
+    }
     for user in array(table.get_mut("users")) {
         if let toml::Value::Table(user) = user {
             // A file of keys (a list of keys is not a path).

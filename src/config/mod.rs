@@ -13,6 +13,7 @@ pub mod describe;
 pub mod image;
 pub mod inherit;
 pub mod login;
+pub mod network;
 pub mod raw;
 pub mod services;
 
@@ -55,6 +56,8 @@ pub struct Board {
     pub services: Vec<Service>,
     /// The order stage 2 starts them in: each wave after the previous one is ready.
     pub waves: Vec<Vec<String>>,
+    pub network: Option<network::Network>,
+    pub ssh: Option<network::Ssh>,
     pub formats: Vec<Format>,
     pub image: Option<ImageSpec>,
     /// `[check] allow_dangling`: image paths whose problems the build lets through, with
@@ -106,6 +109,8 @@ pub struct Qemu {
     /// The guest's serial console tty, e.g. `ttyAMA0`.
     pub console: String,
     pub extra: Vec<String>,
+    /// The NIC model `kiln boot --net` attaches as a `-device`; `None`: none known.
+    pub nic: Option<String>,
     /// How a card or disk image is attached.
     pub drive: Drive,
 }
@@ -312,8 +317,22 @@ impl Board {
                 read_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
             devices.push(DeviceTable { path, text });
         }
-        let services = services::services(raw.services.unwrap_or_default(), &users, &groups, &[])
+        let network = raw
+            .network
+            .map(network::network)
+            .transpose()
             .map_err(error)?;
+        let ssh = raw.ssh.map(network::ssh).transpose().map_err(error)?;
+        if ssh.is_some() && !packages.include.iter().any(|p| p == "dropbear-bin") {
+            return Err(error(problem(
+                "[ssh]",
+                "dropbear comes from Debian's dropbear-bin: add it to [packages] include",
+            )));
+        }
+        let implicit = network::services(network.as_ref(), ssh.as_ref());
+        let services =
+            services::services(raw.services.unwrap_or_default(), &users, &groups, &implicit)
+                .map_err(error)?;
         let waves = services::waves(&services).map_err(error)?;
         if matches!(kernel.source, KernelSource::File(_)) && kernel.dtb.is_some() {
             return Err(error(problem(
@@ -386,6 +405,8 @@ impl Board {
             devices,
             services,
             waves,
+            network,
+            ssh,
             formats,
             image,
             allow_dangling,
@@ -516,7 +537,23 @@ fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
             ));
         }
     };
+    let nic = match raw.nic {
+        Some(nic)
+            if nic.is_empty() || !nic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            return Err(problem(
+                "[qemu] nic",
+                format!("{nic:?}: a QEMU -device name, e.g. virtio-net-pci"),
+            ));
+        }
+        Some(nic) => Some(nic),
+        None if ["virt", "q35", "pc"].contains(&machine.as_str()) => {
+            Some("virtio-net-pci".to_string())
+        }
+        None => None,
+    };
     Ok(Qemu {
+        nic,
         machine,
         cpu: raw.cpu,
         memory,

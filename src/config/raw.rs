@@ -36,6 +36,10 @@ pub struct RawBoard {
     pub devices: Option<Vec<String>>,
     /// Declared services by name: `[services.NAME]`.
     pub services: Option<BTreeMap<String, RawService>>,
+    /// Hostname and interfaces.
+    pub network: Option<RawNetwork>,
+    /// An SSH server.
+    pub ssh: Option<RawSsh>,
     /// What to write.
     pub output: Option<RawOutput>,
     /// The partitioned disk or SD-card image `kiln image` writes.
@@ -81,6 +85,9 @@ pub struct RawQemu {
     pub console: Option<String>,
     /// Extra QEMU arguments.
     pub extra: Option<Vec<String>>,
+    /// The NIC model `kiln boot --net` attaches (a `-device` name, e.g. `virtio-net-pci`,
+    /// the default on virt and q35).
+    pub nic: Option<String>,
     /// How a disk image is attached: `sd` (the board's SD slot; the card size must be a
     /// power of two) or `virtio` (a virtio-blk disk).
     pub drive: Option<String>,
@@ -160,6 +167,48 @@ pub struct RawUser {
 pub enum RawKeys {
     Keys(Vec<String>),
     File(String),
+}
+
+/// `[network]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// The image's /etc/hostname.
+    pub hostname: Option<String>,
+    /// Interfaces by name: `"dhcp"` or a static address.
+    pub interfaces: Option<BTreeMap<String, RawInterface>>,
+}
+
+/// An interface: `"dhcp"`, or `{ address = "CIDR", gateway, dns }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawInterface {
+    Method(String),
+    Static(RawStatic),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatic {
+    /// IPv4 address with prefix length, e.g. `192.168.1.10/24`.
+    pub address: String,
+    /// Default route via this address.
+    pub gateway: Option<String>,
+    /// Name servers for /etc/resolv.conf.
+    pub dns: Option<Vec<String>>,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// `dropbear` (Debian's `dropbear-bin`, which the board must include).
+    pub server: Option<String>,
+    /// TCP port (default 22).
+    pub port: Option<u16>,
+    /// The board's own host key files (dropbear format), relative to this file; without
+    /// them, keys are generated at first boot.
+    pub host_keys: Option<Vec<String>>,
 }
 
 /// One `[services.NAME]` table.

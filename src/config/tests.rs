@@ -61,6 +61,7 @@ fn every_shipped_board_is_valid() {
         vec![
             "orangepi-pc armv7",
             "qemu-aarch64 aarch64",
+            "qemu-aarch64-net aarch64",
             "qemu-armv7 armv7",
             "qemu-x86_64 x86_64",
             "raspberrypi3-64 aarch64",
@@ -279,6 +280,52 @@ fn bad_boards_are_refused_naming_file_and_key() {
         (
             format!("{MINIMAL}[init]\nlogin = \"autologin\"\n"),
             "DIR/b.toml: [init] login: autologin needs an early_getty that runs busybox getty",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = \"static\"\n"),
+            "DIR/b.toml: [network] interfaces.eth0: \"static\": give \"dhcp\" or",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = {{ address = \"10.0.0.1\" }}\n"),
+            "DIR/b.toml: [network] interfaces.eth0 address: \"10.0.0.1\": an IPv4 address with its prefix length",
+        ),
+        (
+            format!(
+                "{MINIMAL}[network]\ninterfaces.eth0 = {{ address = \"10.0.0.1/24\", gateway = \"x\" }}\n"
+            ),
+            "DIR/b.toml: [network] interfaces.eth0 gateway: \"x\": an IPv4 address",
+        ),
+        (
+            format!("{MINIMAL}[network]\nhostname = \"a_b\"\n"),
+            "DIR/b.toml: [network] hostname: \"a_b\": letters, digits and '-'",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = \"dhcp\"\ninterfaces.eth1 = \"dhcp\"\n"),
+            "DIR/b.toml: [network] interfaces: at most one interface can use dhcp",
+        ),
+        (
+            format!(
+                "{MINIMAL}[network]\ninterfaces.eth0 = \"dhcp\"\n[services.network]\nrun = \"x\"\n"
+            ),
+            "DIR/b.toml: [services.network]: \"network\" is kiln's own service name",
+        ),
+        (
+            format!("{MINIMAL}[ssh]\nserver = \"dropbear\"\n"),
+            "DIR/b.toml: [ssh]: dropbear comes from Debian's dropbear-bin: add it to [packages] include",
+        ),
+        (
+            format!("{MINIMAL}[ssh]\nserver = \"openssh\"\n"),
+            "DIR/b.toml: [ssh] server: unknown server \"openssh\"",
+        ),
+        (
+            format!(
+                "{MINIMAL}[packages]\ninclude = [\"dropbear-bin\"]\n[ssh]\nserver = \"dropbear\"\nhost_keys = [\"missing\"]\n"
+            ),
+            "DIR/b.toml: [ssh] host_keys: DIR/missing: not a file",
+        ),
+        (
+            format!("{MINIMAL}nic = \"a,b\"\n"),
+            "DIR/b.toml: [qemu] nic: \"a,b\": a QEMU -device name",
         ),
         (
             format!("{MINIMAL}[kernel]\npackage = \"linux-image-amd64\"\npath = \"vmlinuz\"\n"),

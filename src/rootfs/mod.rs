@@ -9,6 +9,7 @@ pub mod alternatives;
 pub mod busybox;
 pub mod libraries;
 pub mod modules;
+pub mod network;
 pub mod packages;
 pub mod services;
 pub mod users;
@@ -140,6 +141,7 @@ pub fn compose(
     for table in &board.devices {
         makedevs::apply(&mut image, &table.path, &table.text)?;
     }
+    network::add(&mut image, board)?;
     services::add(&mut image, board)?;
     for (path, text) in &additions.files {
         let node = Node::new(

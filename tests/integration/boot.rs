@@ -864,3 +864,95 @@ fn console_login_qemu_aarch64() {
     assert!(text.contains("reboot: Power down"), "{text}");
     assert!(!text.contains("bad salt"), "{text}");
 }
+
+/// The shipped network board from the host (issue 13), through `kiln boot --then`: a key
+/// made for this test in a board that inherits it, then with QEMU user networking and
+/// forwards on 127.0.0.1, the host's curl fetches the page busybox httpd serves from the
+/// overlay, the host's OpenSSH client logs in to dropbear with the key and runs commands,
+/// the services' logs are in /var/log, httpd started only once DHCP had set the address,
+/// and the guest powers off cleanly.
+fn net_board_from_the_host(board: &str, arch: &str) {
+    if !crate::util::network_tests_with(
+        "network boot tests fetch packages and boot QEMU",
+        &["ssh", "ssh-keygen", "curl"],
+    ) {
+        return;
+    }
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-net-{arch}"));
+    let keygen = crate::util::shell()
+        .arg("ssh-keygen -q -t ed25519 -N '' -C kiln-test -f \"$1/key\"")
+        .arg("sh")
+        .arg(&scratch.path)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let child = scratch.write(
+        "net.toml",
+        &format!(
+            "name = \"net-{arch}\"\ninherit = \"{}\"\n\n\
+             [[users]]\nname = \"root\"\nuid = 0\ngid = 0\nhome = \"/root\"\nshell = \"/bin/sh\"\npassword = \"\"\nauthorized_keys = \"key.pub\"\n\n\
+             [[users]]\nname = \"log\"\nuid = 70\ngid = 70\nhome = \"/\"\nshell = \"/bin/false\"\n\n\
+             [[users]]\nname = \"www\"\nuid = 80\ngid = 80\nhome = \"/srv/www\"\nshell = \"/bin/false\"\n",
+            shipped_board(board)
+        ),
+    );
+    let ssh = format!(
+        "ssh -i {}/key -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=30 root@127.0.0.1",
+        scratch.path.display()
+    );
+    let then = format!(
+        "curl -sSf http://127.0.0.1:8080/ && {ssh} 'echo SSH-OK $(id -u) $(hostname); \
+         sed \"s/^/LOG network /\" /var/log/network/current; sed \"s/^/LOG httpd /\" /var/log/httpd/current; \
+         stat -c \"LOGFILE %n %U\" /var/log/httpd/current'"
+    );
+    let result = boot(
+        &scratch.path,
+        &[
+            child.to_str().unwrap(),
+            "--forward",
+            "2222:22",
+            "--forward",
+            "8080:8080",
+            "--timeout",
+            "240",
+            "--then",
+            &then,
+        ],
+    );
+    let report = &result.report;
+    assert_eq!(result.code, Some(0), "{report}\n{}", result.console);
+    for want in [
+        "served by busybox httpd from a kiln image",
+        &format!("SSH-OK 0 kiln-{arch}"),
+        "LOGFILE /var/log/httpd/current log",
+        "kiln: boot passed",
+    ] {
+        assert!(report.contains(want), "no {want:?}:\n{report}");
+    }
+    assert!(
+        result.console.contains("reboot: Power down"),
+        "{}",
+        result.console
+    );
+    let stamp = |prefix: &str, what: &str| {
+        report
+            .lines()
+            .filter_map(|line| line.strip_prefix(prefix))
+            .find(|line| line.contains(what))
+            .map(stamp_seconds)
+            .unwrap_or_else(|| panic!("no {prefix}{what:?}:\n{report}"))
+    };
+    let address_set = stamp("LOG network ", "network: eth0 10.0.2.15/24");
+    let httpd_started = stamp("LOG httpd ", "httpd: starting on 10.0.2.15/24");
+    assert!(httpd_started >= address_set, "{report}");
+    eprintln!(
+        "httpd started {:.2} s after the address was set\n{report}",
+        httpd_started - address_set
+    );
+}
+
+#[test]
+fn net_board_from_the_host_aarch64() {
+    net_board_from_the_host("qemu-aarch64-net", "aarch64");
+}

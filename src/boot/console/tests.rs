@@ -10,6 +10,7 @@ use super::*;
 
 fn expect(markers: &[&str], until_poweroff: bool) -> Expectations {
     Expectations {
+        then: None,
         markers: markers.iter().map(|m| m.to_string()).collect(),
         until_poweroff,
         timeout: Duration::from_secs(120),
