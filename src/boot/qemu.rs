@@ -135,6 +135,9 @@ mod tests {
     }
 }
 
+/// `[qemu] nic` for the machine's built-in NIC.
+pub const ON_BOARD: &str = "on-board";
+
 /// `--forward HOSTPORT:GUESTPORT`, both 1 to 65535.
 pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
     let parsed = text.split_once(':').and_then(|(host, guest)| {
@@ -157,21 +160,30 @@ pub fn free_port() -> std::io::Result<u16> {
 /// Replaces `-nic none` with QEMU user networking through `nic`, forwarding each
 /// (host, guest) TCP port from 127.0.0.1 only; `romfile=` because Debian's QEMU has the
 /// NIC option ROMs only with recommends, and a `-kernel` boot needs none.
+/// `on-board` is the machine's own NIC (e.g. the H3's EMAC on orangepi-pc), which only
+/// `-nic` reaches.
 pub fn add_network(argv: &mut Vec<OsString>, nic: &str, forwards: &[(u16, u16)]) {
-    let mut netdev = "user,id=kiln0".to_string();
+    let mut user = "user".to_string();
+    if nic != ON_BOARD {
+        user.push_str(",id=kiln0");
+    }
     for (host, guest) in forwards {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        user.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
     }
-    let mut device = format!("{nic},netdev=kiln0");
-    if nic.ends_with("-pci") {
-        device.push_str(",romfile=");
-    }
-    let args: Vec<OsString> = vec![
-        "-netdev".into(),
-        netdev.into(),
-        "-device".into(),
-        device.into(),
-    ];
+    let args: Vec<OsString> = if nic == ON_BOARD {
+        vec!["-nic".into(), user.into()]
+    } else {
+        let mut device = format!("{nic},netdev=kiln0");
+        if nic.ends_with("-pci") {
+            device.push_str(",romfile=");
+        }
+        vec![
+            "-netdev".into(),
+            user.into(),
+            "-device".into(),
+            device.into(),
+        ]
+    };
     if let Some(at) = argv
         .windows(2)
         .position(|pair| pair[0] == "-nic" && pair[1] == "none")
@@ -213,6 +225,12 @@ mod network_tests {
                 "K"
             ]
             .map(OsString::from)
+        );
+        let mut argv: Vec<OsString> = ["qemu", "-nic", "none"].map(OsString::from).to_vec();
+        add_network(&mut argv, ON_BOARD, &[(2222, 22)]);
+        assert_eq!(
+            argv,
+            ["qemu", "-nic", "user,hostfwd=tcp:127.0.0.1:2222-:22"].map(OsString::from)
         );
     }
 }

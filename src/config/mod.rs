@@ -550,6 +550,8 @@ fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
         None if ["virt", "q35", "pc"].contains(&machine.as_str()) => {
             Some("virtio-net-pci".to_string())
         }
+        // The H3's EMAC, built into QEMU's machine.
+        None if machine == "orangepi-pc" => Some("on-board".to_string()),
         None => None,
     };
     Ok(Qemu {

@@ -60,10 +60,12 @@ fn every_shipped_board_is_valid() {
         names,
         vec![
             "orangepi-pc armv7",
+            "orangepi-pc-net armv7",
             "qemu-aarch64 aarch64",
             "qemu-aarch64-net aarch64",
             "qemu-armv7 armv7",
             "qemu-x86_64 x86_64",
+            "qemu-x86_64-net x86_64",
             "raspberrypi3-64 aarch64",
         ]
     );

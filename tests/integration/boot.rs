@@ -871,7 +871,7 @@ fn console_login_qemu_aarch64() {
 /// overlay, the host's OpenSSH client logs in to dropbear with the key and runs commands,
 /// the services' logs are in /var/log, httpd started only once DHCP had set the address,
 /// and the guest powers off cleanly.
-fn net_board_from_the_host(board: &str, arch: &str) {
+fn net_board_from_the_host(board: &str, arch: &str, hostname: &str) {
     if !crate::util::network_tests_with(
         "network boot tests fetch packages and boot QEMU",
         &["ssh", "ssh-keygen", "curl"],
@@ -924,7 +924,7 @@ fn net_board_from_the_host(board: &str, arch: &str) {
     assert_eq!(result.code, Some(0), "{report}\n{}", result.console);
     for want in [
         "served by busybox httpd from a kiln image",
-        &format!("SSH-OK 0 kiln-{arch}"),
+        &format!("SSH-OK 0 {hostname}"),
         "LOGFILE /var/log/httpd/current log",
         "kiln: boot passed",
     ] {
@@ -954,5 +954,37 @@ fn net_board_from_the_host(board: &str, arch: &str) {
 
 #[test]
 fn net_board_from_the_host_aarch64() {
-    net_board_from_the_host("qemu-aarch64-net", "aarch64");
+    net_board_from_the_host("qemu-aarch64-net", "aarch64", "kiln-aarch64");
+}
+
+/// A real board's machine: orangepi-pc with a USB network adapter.
+#[test]
+fn net_board_from_the_host_orangepi_pc() {
+    net_board_from_the_host("orangepi-pc-net", "orangepi-pc", "kiln-orangepi-pc");
+}
+
+#[test]
+fn net_board_from_the_host_x86_64() {
+    net_board_from_the_host("qemu-x86_64-net", "x86_64", "kiln-x86-64");
+}
+
+/// `[init] login = "autologin"`: the early getty gives root a shell on the console without
+/// asking for a name or a password.
+#[test]
+fn console_autologin_aarch64() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-autologin");
+    let board = format!("{ROOT}/tests/data/boards/autologin-aarch64.toml");
+    let mut console = Console::start(&scratch.path, &[&board]);
+    console.wait("rc.init: stage 2 done", 180);
+    console.wait("# ", 30);
+    console.send("echo AUTOLOGIN $(id -u) $(tty)\n");
+    console.wait("AUTOLOGIN 0 /dev/ttyAMA0", 30);
+    console.send("/usr/local/sbin/poweroff\n");
+    let (clean, text) = console.finish(60);
+    assert!(
+        clean,
+        "kiln boot --interactive did not end cleanly:\n{text}"
+    );
+    assert!(!text.contains("login: "), "a login prompt:\n{text}");
 }
