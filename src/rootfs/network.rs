@@ -99,3 +99,72 @@ pub fn add(image: &mut Tree, board: &Board) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostname, static name servers, the udhcpc script and check, dropbear's directory
+    /// and the board's own host key (0600), and kiln's network and ssh services in order.
+    #[test]
+    fn network_and_ssh_files() {
+        let dir = std::env::temp_dir().join(format!("kiln-network-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dropbear_ed25519_host_key"), "KEY").unwrap();
+        let path = dir.join("b.toml");
+        std::fs::write(
+            &path,
+            "arch = \"x86_64\"\n[qemu]\nmachine = \"q35\"\nconsole = \"ttyS0\"\n\
+             [packages]\ninclude = [\"dropbear-bin\"]\n\
+             [network]\nhostname = \"box\"\ninterfaces.eth0 = \"dhcp\"\n\
+             interfaces.eth1 = { address = \"192.168.7.2/24\", gateway = \"192.168.7.1\", dns = [\"192.168.7.1\", \"::1\"] }\n\
+             [ssh]\nserver = \"dropbear\"\nport = 2022\nhost_keys = [\"dropbear_ed25519_host_key\"]\n\
+             [services.web]\nrun = \"httpd -f\"\nafter = [\"network\"]\n",
+        )
+        .unwrap();
+        let board = Board::load(&path).unwrap();
+        let mut tree = Tree::new();
+        add(&mut tree, &board).unwrap();
+        crate::rootfs::services::add(&mut tree, &board).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = |path: &str| {
+            let node = tree.get(&ArchivePath::new(path).unwrap()).unwrap();
+            let Kind::File(content) = &node.kind else {
+                panic!("{path}")
+            };
+            (
+                String::from_utf8(content.read_all().unwrap()).unwrap(),
+                node.meta.mode,
+            )
+        };
+        assert_eq!(text("etc/hostname"), ("box\n".to_string(), 0o644));
+        assert_eq!(
+            text("etc/resolv.conf").0,
+            "nameserver 192.168.7.1\nnameserver ::1\n"
+        );
+        assert_eq!(
+            text("etc/dropbear/dropbear_ed25519_host_key"),
+            ("KEY".to_string(), 0o600)
+        );
+        assert!(
+            text("etc/s6/services/network/data/check")
+                .0
+                .contains("ip -4 -o addr show dev eth0")
+        );
+        let run = text("etc/s6/services/network/run").0;
+        assert!(
+            run.contains("ip addr add 192.168.7.2/24 dev eth1")
+                && run.contains("ip route add default via 192.168.7.1 dev eth1")
+                && run
+                    .contains("s6-notifyoncheck -w 100 -n 0 udhcpc -f -i eth0 -s /etc/kiln/udhcpc"),
+            "{run}"
+        );
+        assert_eq!(text("etc/s6/services/network/notification-fd").0, "3\n");
+        assert!(
+            text("etc/s6/services/ssh/run")
+                .0
+                .contains("exec dropbear -F -E -R -p 2022")
+        );
+        assert_eq!(text("etc/s6/waves").0, "network\nssh web\n");
+    }
+}

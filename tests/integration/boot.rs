@@ -988,3 +988,42 @@ fn console_autologin_aarch64() {
     );
     assert!(!text.contains("login: "), "a login prompt:\n{text}");
 }
+
+/// A static address (issue 13): `network` is a oneshot of `ip` commands, the page is
+/// reached from the host through a forward, and the guest's routes and resolv.conf are
+/// the board's.
+#[test]
+fn static_network_aarch64() {
+    if !crate::util::network_tests_with("network boot tests", &["curl"]) {
+        return;
+    }
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-static");
+    let board = format!("{ROOT}/tests/data/boards/static-aarch64.toml");
+    let result = boot(
+        &scratch.path,
+        &[
+            &board,
+            "--forward",
+            "8080:8080",
+            "--timeout",
+            "240",
+            "--then",
+            "curl -sSf http://127.0.0.1:8080/",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(
+        result
+            .report
+            .contains("served by busybox httpd from a kiln image"),
+        "{}",
+        result.report
+    );
+}
