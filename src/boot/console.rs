@@ -51,6 +51,8 @@ pub struct Outcome {
 }
 
 const PANIC: &str = "Kernel panic - not syncing";
+/// The example rc.init's line when a wave of declared services never became ready.
+const NOT_READY: &str = "rc.init: not up and ready within";
 const ENDINGS: [&str; 3] = [
     "reboot: Power down",
     "reboot: Restarting system",
@@ -132,6 +134,13 @@ impl<'a> Watcher<'a> {
             return Step::Verdict {
                 passed: false,
                 reason: why.to_string(),
+                ended: false,
+            };
+        }
+        if line.contains(NOT_READY) {
+            return Step::Verdict {
+                passed: false,
+                reason: format!("stage 2 gave up on services: {}", line.trim()),
                 ended: false,
             };
         }
@@ -289,7 +298,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
         if let (Some(then), false) = (&expect.then, then_ran) {
             if line.contains(STAGE2_DONE) {
                 then_ran = true;
-                then_failed = run_then(then);
+                then_failed = run_then(then, deadline);
             }
         }
         match watcher.feed(&line, start.elapsed().as_secs_f64()) {
@@ -341,24 +350,38 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
 /// The line stage 2 prints once every declared service is up.
 const STAGE2_DONE: &str = "rc.init: stage 2 done";
 
-/// Runs `--then`'s command (`sh -c`, stdout and stderr to kiln's stderr), then asks
-/// the guest to power off, whatever the command did. `Some(reason)` when it failed.
-fn run_then(then: &Then) -> Option<String> {
+/// Runs `--then`'s command (`sh -c` in its own process group, stdout and stderr to
+/// kiln's stderr) until it exits or `deadline` (then its whole group is killed), then
+/// asks the guest to power off, whatever the command did. `Some(reason)` when it failed.
+fn run_then(then: &Then, deadline: Instant) -> Option<String> {
+    use std::os::unix::process::CommandExt;
     eprintln!("kiln: stage 2 done; running --then {:?}", then.command);
     let started = Instant::now();
-    let status = Command::new("sh")
+    let spawned = Command::new("sh")
         .arg("-c")
         .arg(&then.command)
         .stdin(Stdio::null())
         .stdout(std::io::stderr())
-        .status();
+        .process_group(0)
+        .spawn();
+    let status = spawned.and_then(|mut child| {
+        loop {
+            if let Some(status) = child.try_wait()? {
+                break Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break Err(std::io::Error::other("killed at the boot's timeout"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
     let failed = match &status {
         Ok(status) if status.success() => None,
         Ok(status) => Some(format!("--then {:?} failed: {status}", then.command)),
-        Err(err) => Some(format!(
-            "--then {:?}: unable to run sh: {err}",
-            then.command
-        )),
+        Err(err) => Some(format!("--then {:?}: {err}", then.command)),
     };
     eprintln!(
         "kiln: --then finished in {:.1} s ({}); powering the guest off",

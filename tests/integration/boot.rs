@@ -1027,3 +1027,42 @@ fn static_network_aarch64() {
         result.report
     );
 }
+
+/// `--then` can fail: a command that exits 3 fails the boot (exit 1, naming it), and the
+/// guest is powered off cleanly all the same.
+#[test]
+fn then_failure_fails_the_boot_aarch64() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-then-fails");
+    let board = shipped_board("qemu-aarch64-net");
+    let result = boot(
+        &scratch.path,
+        &[
+            &board,
+            "--timeout",
+            "240",
+            "--then",
+            "echo checking; exit 3",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(1),
+        "{}\n{}",
+        result.report,
+        result.console
+    );
+    assert!(
+        result
+            .report
+            .contains("kiln: boot failed: --then \"echo checking; exit 3\" failed: exit status: 3"),
+        "{}",
+        result.report
+    );
+    assert!(result.report.contains("checking"), "{}", result.report);
+    assert!(
+        result.console.contains("reboot: Power down"),
+        "{}",
+        result.console
+    );
+}
