@@ -552,6 +552,9 @@ fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
         }
         // The H3's EMAC, built into QEMU's machine.
         None if machine == "orangepi-pc" => Some("on-board".to_string()),
+        // The Pi 3's own Ethernet is a USB device QEMU lacks; its USB adapter works
+        // through the dwc2 host port (measured).
+        None if machine == "raspi3b" => Some("usb-net".to_string()),
         None => None,
     };
     Ok(Qemu {
