@@ -181,6 +181,7 @@ pub fn ssh(raw: RawSsh) -> Result<Ssh, Problem> {
 }
 
 fn kiln_service(
+    table: &str,
     name: &str,
     run: String,
     oneshot: bool,
@@ -200,6 +201,7 @@ fn kiln_service(
         after,
         oneshot,
         notification_fd: ready_fd.then_some(3),
+        table: table.to_string(),
     }
 }
 
@@ -238,6 +240,7 @@ pub fn services(network: Option<&Network>, ssh: Option<&Ssh>) -> Vec<Service> {
             ));
         }
         services.push(kiln_service(
+            "[network]",
             "network",
             lines.join("\n"),
             oneshot,
@@ -253,7 +256,7 @@ pub fn services(network: Option<&Network>, ssh: Option<&Ssh>) -> Vec<Service> {
         } else {
             vec!["network".to_string()]
         };
-        services.push(kiln_service("ssh", run, false, false, after));
+        services.push(kiln_service("[ssh]", "ssh", run, false, false, after));
     }
     services
 }

@@ -30,6 +30,9 @@ pub struct Service {
     pub oneshot: bool,
     /// s6's `notification-fd`: the daemon says it is ready on this fd.
     pub notification_fd: Option<u32>,
+    /// The board table it comes from: `[services.NAME]`, or `[network]` and `[ssh]` for
+    /// kiln's own.
+    pub table: String,
 }
 
 /// What a service runs.
@@ -244,6 +247,7 @@ pub fn services(
         }
         let after = raw.after.unwrap_or_default();
         services.push(Service {
+            table: format!("[services.{name}]"),
             name,
             what,
             user,
@@ -346,6 +350,7 @@ mod tests {
             after: after.iter().map(|s| s.to_string()).collect(),
             oneshot: false,
             notification_fd: None,
+            table: format!("[services.{name}]"),
         }
     }
 

@@ -58,13 +58,14 @@ pub fn add(image: &mut Tree, board: &Board) -> Result<()> {
             let log_dir = format!("/var/log/{name}");
             let text = format!(
                 "#!/bin/sh\n\
-                 # The logger of service {name} (kiln, from [services.{name}]): s6-log as the log\n\
+                 # The logger of service {name} (kiln, from {table}): s6-log as the log\n\
                  # user, ISO 8601 timestamps, {files} old files of at most {size} bytes in {log_dir}.\n\
                  exec s6-applyuidgid -u {uid} -g {gid} s6-log -b n{files} s{size} T {log_dir}\n",
                 files = log.files,
                 size = log.size,
                 uid = log_ids.0,
                 gid = log_ids.1,
+                table = service.table,
             );
             image.replace(dir.join("log")?, dir_node(0o755, (0, 0), &origin))?;
             image.replace(dir.join("log/run")?, file(text, 0o755, &origin))?;
@@ -145,8 +146,8 @@ pub fn script(board: &Board, service: &Service) -> String {
     match &service.what {
         Run::Execline(body) => {
             let mut text = format!(
-                "#!{}/execlineb -P\n# The {kind} {name} (kiln, from [services.{name}]).\n",
-                board.init.execline_bindir
+                "#!{}/execlineb -P\n# The {kind} {name} (kiln, from {}).\n",
+                board.init.execline_bindir, service.table
             );
             if !service.oneshot {
                 text.push_str("fdmove -c 2 1\n");
@@ -167,8 +168,10 @@ pub fn script(board: &Board, service: &Service) -> String {
             text
         }
         Run::Shell(command) => {
-            let mut text =
-                format!("#!/bin/sh\n# The {kind} {name} (kiln, from [services.{name}]).\n");
+            let mut text = format!(
+                "#!/bin/sh\n# The {kind} {name} (kiln, from {}).\n",
+                service.table
+            );
             if !service.oneshot {
                 text.push_str("exec 2>&1\n");
             }
