@@ -212,6 +212,19 @@ pub struct BootArgs {
     /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
     #[arg(long, value_enum, default_value = "poweroff", requires = "check")]
     pub action: Action,
+    /// Give the guest QEMU user networking (it reaches only QEMU's own DHCP and DNS),
+    /// through the board's `[qemu] nic`.
+    #[arg(long)]
+    pub net: bool,
+    /// Forward TCP HOSTPORT on 127.0.0.1 to the guest's GUESTPORT (repeatable; implies
+    /// --net).
+    #[arg(long, value_name = "HOSTPORT:GUESTPORT")]
+    pub forward: Vec<String>,
+    /// Run COMMAND on the host (sh -c) once stage 2 is done and every declared service
+    /// is up, then power the guest off: the boot passes iff COMMAND exits 0 and the
+    /// power-off is clean (implies --net).
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["check", "interactive", "expect"])]
+    pub then: Option<String>,
 }
 
 impl BootArgs {
@@ -229,6 +242,9 @@ impl BootArgs {
             accel: self.accel,
             offline: self.offline,
             check: self.check.then_some(self.action),
+            net: self.net || !self.forward.is_empty() || self.then.is_some(),
+            forward: self.forward,
+            then: self.then,
         }
     }
 }

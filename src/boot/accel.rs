@@ -78,6 +78,7 @@ pub fn choose(requested: Accel, board: &Board, kernel: &Path, cache: &Path) -> (
     };
     let log = scratch.path.join("console.log");
     let expect = Expectations {
+        then: None,
         // Without an initramfs the kernel gets as far as looking for a root and panics;
         // reaching the VFS stage at all shows KVM runs it.
         markers: vec!["VFS:".to_string()],

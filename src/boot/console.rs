@@ -16,7 +16,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 /// What the console must show.
+/// `kiln boot --then`: a host command once stage 2 is done, then a power-off request.
+#[derive(Debug, Clone)]
+pub struct Then {
+    pub command: String,
+    /// The forwarded port kiln's in-guest listener powers the guest off on.
+    pub poweroff: std::net::SocketAddr,
+}
+
 pub struct Expectations {
+    /// Run this once stage 2 is done; its failure fails the boot.
+    pub then: Option<Then>,
     /// Every one must appear somewhere in a console line.
     pub markers: Vec<String>,
     /// Also require a clean power-off, reboot or halt after the markers.
@@ -41,6 +51,8 @@ pub struct Outcome {
 }
 
 const PANIC: &str = "Kernel panic - not syncing";
+/// The example rc.init's line when a wave of declared services never became ready.
+const NOT_READY: &str = "rc.init: not up and ready within";
 const ENDINGS: [&str; 3] = [
     "reboot: Power down",
     "reboot: Restarting system",
@@ -122,6 +134,13 @@ impl<'a> Watcher<'a> {
             return Step::Verdict {
                 passed: false,
                 reason: why.to_string(),
+                ended: false,
+            };
+        }
+        if line.contains(NOT_READY) {
+            return Step::Verdict {
+                passed: false,
+                reason: format!("stage 2 gave up on services: {}", line.trim()),
                 ended: false,
             };
         }
@@ -257,6 +276,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
 
     let mut watcher = Watcher::new(expect);
     let mut verdict: Option<(bool, String)> = None;
+    let (mut then_ran, mut then_failed) = (false, None::<String>);
     let mut ended = false;
     let deadline = start + expect.timeout;
     loop {
@@ -274,6 +294,12 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
             .with_context(|| format!("unable to write {}", log.display()))?;
         if echo {
             println!("{line}");
+        }
+        if let (Some(then), false) = (&expect.then, then_ran) {
+            if line.contains(STAGE2_DONE) {
+                then_ran = true;
+                then_failed = run_then(then, deadline);
+            }
         }
         match watcher.feed(&line, start.elapsed().as_secs_f64()) {
             Step::Watch => {}
@@ -308,8 +334,73 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
     // The reader ends with QEMU's stdout; a panic there has nothing left to report.
     let _ = reader.join();
     let qemu_errors = errors.join().unwrap_or_default();
-    let verdict = verdict.unwrap_or_else(|| watcher.exited(status.code(), &qemu_errors));
+    let mut verdict = verdict.unwrap_or_else(|| watcher.exited(status.code(), &qemu_errors));
+    if let Some(why) = then_failed {
+        verdict = (false, why);
+    } else if expect.then.is_some() && !then_ran {
+        verdict.0 = false;
+        verdict.1 = format!(
+            "--then never ran ({STAGE2_DONE:?} did not appear): {}",
+            verdict.1
+        );
+    }
     Ok(watcher.outcome(verdict))
+}
+
+/// The line stage 2 prints once every declared service is up.
+const STAGE2_DONE: &str = "rc.init: stage 2 done";
+
+/// Runs `--then`'s command (`sh -c` in its own process group, stdout and stderr to
+/// kiln's stderr) until it exits or `deadline` (then its whole group is killed), then
+/// asks the guest to power off, whatever the command did. `Some(reason)` when it failed.
+fn run_then(then: &Then, deadline: Instant) -> Option<String> {
+    use std::os::unix::process::CommandExt;
+    eprintln!("kiln: stage 2 done; running --then {:?}", then.command);
+    let started = Instant::now();
+    let spawned = Command::new("sh")
+        .arg("-c")
+        .arg(&then.command)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .process_group(0)
+        .spawn();
+    let status = spawned.and_then(|mut child| {
+        loop {
+            if let Some(status) = child.try_wait()? {
+                break Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break Err(std::io::Error::other("killed at the boot's timeout"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let failed = match &status {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("--then {:?} failed: {status}", then.command)),
+        Err(err) => Some(format!("--then {:?}: {err}", then.command)),
+    };
+    eprintln!(
+        "kiln: --then finished in {:.1} s ({}); powering the guest off",
+        started.elapsed().as_secs_f64(),
+        match &status {
+            Ok(status) => status.to_string(),
+            Err(err) => err.to_string(),
+        }
+    );
+    let sent = std::net::TcpStream::connect_timeout(&then.poweroff, Duration::from_secs(5))
+        .and_then(|mut stream| stream.write_all(b"\n"));
+    match (failed, sent) {
+        (Some(why), _) => Some(why),
+        (None, Err(err)) => Some(format!(
+            "unable to ask the guest to power off through {}: {err}",
+            then.poweroff
+        )),
+        (None, Ok(())) => None,
+    }
 }
 
 /// One command to QEMU's human monitor on a Unix socket.

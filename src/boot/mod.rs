@@ -11,6 +11,7 @@ pub mod card;
 pub mod console;
 pub mod probe;
 pub mod qemu;
+pub mod then;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,12 @@ pub struct Request {
     pub offline: Option<PathBuf>,
     /// `--check` with its shutdown action.
     pub check: Option<Action>,
+    /// QEMU user networking through the board's NIC.
+    pub net: bool,
+    /// `HOSTPORT:GUESTPORT` TCP forwards, as given.
+    pub forward: Vec<String>,
+    /// A host command run once the guest is up, then a power-off.
+    pub then: Option<String>,
 }
 
 /// What the boot showed, for the report.
@@ -87,15 +94,40 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
             }
         }
     }
+    let mut forwards = Vec::new();
+    for text in &request.forward {
+        forwards.push(qemu::parse_forward(text).map_err(crate::error::input)?);
+    }
+    if request.net && board.qemu.nic.is_none() {
+        return Err(crate::error::input(format!(
+            "{}: [qemu] nic: none known for machine {} (note: set [qemu] nic to the QEMU -device of the board's network adapter)",
+            board.file.display(),
+            board.qemu.machine
+        )));
+    }
+    // --then powers the guest off through a forwarded port kiln's addition listens on.
+    let then = match &request.then {
+        Some(command) => {
+            let port = qemu::free_port().context("unable to find a free local port")?;
+            forwards.push((port, then::GUEST_PORT));
+            Some(console::Then {
+                command: command.clone(),
+                poweroff: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            })
+        }
+        None => None,
+    };
     let out_dir = board.out_dir();
     // --check builds a copy with the probe in it, beside the board's own outputs.
-    let build_dir = match request.check {
-        Some(_) => out_dir.join("check"),
-        None => out_dir.clone(),
+    let build_dir = match (request.check, &then) {
+        (Some(_), _) => out_dir.join("check"),
+        (None, Some(_)) => out_dir.join("then"),
+        (None, None) => out_dir.clone(),
     };
-    let additions = match request.check {
-        Some(_) => probe::additions(board)?,
-        None => Additions::default(),
+    let additions = match (request.check, &then) {
+        (Some(_), _) => probe::additions(board)?,
+        (None, Some(_)) => then::additions(),
+        (None, None) => Additions::default(),
     };
     let mut text = String::new();
     let mut expected_probe = None;
@@ -182,6 +214,10 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
         &crate::fetch::cache_dir(),
     );
     let mut argv = qemu::command(board, &artifacts, append.as_deref(), accel.name());
+    if request.net {
+        let nic = board.qemu.nic.as_deref().unwrap_or_default();
+        qemu::add_network(&mut argv, nic, &forwards);
+    }
     let mut ctrl_alt_del = None;
     if request.check == Some(Action::CtrlAltDel) {
         let socket = PathBuf::from(format!("{}.monitor", image.display()));
@@ -219,7 +255,9 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
     } else {
         expect
     };
+    let until_poweroff = until_poweroff || then.is_some();
     let expectations = console::Expectations {
+        then,
         markers,
         until_poweroff,
         timeout: console::scaled(request.timeout),

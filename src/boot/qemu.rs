@@ -134,3 +134,103 @@ mod tests {
         }
     }
 }
+
+/// `[qemu] nic` for the machine's built-in NIC.
+pub const ON_BOARD: &str = "on-board";
+
+/// `--forward HOSTPORT:GUESTPORT`, both 1 to 65535.
+pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
+    let parsed = text.split_once(':').and_then(|(host, guest)| {
+        let host: u16 = host.parse().ok().filter(|p| *p > 0)?;
+        let guest: u16 = guest.parse().ok().filter(|p| *p > 0)?;
+        Some((host, guest))
+    });
+    parsed.ok_or_else(|| {
+        format!("--forward {text:?}: give HOSTPORT:GUESTPORT, ports from 1 to 65535, e.g. 8080:80")
+    })
+}
+
+/// A TCP port on 127.0.0.1 nobody listens on now (the OS picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Replaces `-nic none` with QEMU user networking through `nic`, forwarding each
+/// (host, guest) TCP port from 127.0.0.1 only; `romfile=` because Debian's QEMU has the
+/// NIC option ROMs only with recommends, and a `-kernel` boot needs none.
+/// `on-board` is the machine's own NIC (e.g. the H3's EMAC on orangepi-pc), which only
+/// `-nic` reaches.
+pub fn add_network(argv: &mut Vec<OsString>, nic: &str, forwards: &[(u16, u16)]) {
+    let mut user = "user".to_string();
+    if nic != ON_BOARD {
+        user.push_str(",id=kiln0");
+    }
+    for (host, guest) in forwards {
+        user.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    let args: Vec<OsString> = if nic == ON_BOARD {
+        vec!["-nic".into(), user.into()]
+    } else {
+        let mut device = format!("{nic},netdev=kiln0");
+        if nic.ends_with("-pci") {
+            device.push_str(",romfile=");
+        }
+        vec![
+            "-netdev".into(),
+            user.into(),
+            "-device".into(),
+            device.into(),
+        ]
+    };
+    if let Some(at) = argv
+        .windows(2)
+        .position(|pair| pair[0] == "-nic" && pair[1] == "none")
+    {
+        argv.splice(at..at + 2, args);
+    } else {
+        argv.extend(args);
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn forwards_parse_and_network_replaces_no_nic() {
+        assert_eq!(parse_forward("8080:80"), Ok((8080, 80)));
+        for bad in ["8080", "0:80", "8080:70000", "a:b", ":80", "8080:80:1"] {
+            assert!(
+                parse_forward(bad)
+                    .unwrap_err()
+                    .contains("HOSTPORT:GUESTPORT"),
+                "{bad}"
+            );
+        }
+        let mut argv: Vec<OsString> = ["qemu", "-nic", "none", "-kernel", "K"]
+            .map(OsString::from)
+            .to_vec();
+        add_network(&mut argv, "virtio-net-pci", &[(2222, 22), (8080, 80)]);
+        assert_eq!(
+            argv,
+            [
+                "qemu",
+                "-netdev",
+                "user,id=kiln0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8080-:80",
+                "-device",
+                "virtio-net-pci,netdev=kiln0,romfile=",
+                "-kernel",
+                "K"
+            ]
+            .map(OsString::from)
+        );
+        let mut argv: Vec<OsString> = ["qemu", "-nic", "none"].map(OsString::from).to_vec();
+        add_network(&mut argv, ON_BOARD, &[(2222, 22)]);
+        assert_eq!(
+            argv,
+            ["qemu", "-nic", "user,hostfwd=tcp:127.0.0.1:2222-:22"].map(OsString::from)
+        );
+    }
+}

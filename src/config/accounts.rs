@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use super::raw::{RawGroup, RawInit, RawUser};
+use super::login::{self, Password};
+use super::raw::{RawGroup, RawInit, RawKeys, RawUser};
 use super::{Problem, problem};
 use crate::init::options::{LogUser, Opt, Options};
 
@@ -16,6 +17,11 @@ pub struct User {
     pub gid: u32,
     pub home: String,
     pub shell: String,
+    pub password: Password,
+    /// Public key lines for `~/.ssh/authorized_keys`.
+    pub authorized_keys: Vec<String>,
+    /// `[[groups]]` the user is also a member of (merged into their members).
+    pub groups: Vec<String>,
 }
 
 /// A group of the image's `/etc/group`.
@@ -68,12 +74,37 @@ pub fn users(raw: Vec<RawUser>) -> Result<Vec<User>, Problem> {
         let shell = user.shell.unwrap_or_else(|| "/bin/false".to_string());
         check_passwd_path(&key("home"), &home)?;
         check_passwd_path(&key("shell"), &shell)?;
+        let password = match &user.password {
+            None => Password::Locked,
+            Some(text) => login::password(text).map_err(|why| problem(key("password"), why))?,
+        };
+        let authorized_keys = match &user.authorized_keys {
+            None => Vec::new(),
+            Some(RawKeys::Keys(keys)) => keys
+                .iter()
+                .enumerate()
+                .map(|(n, line)| {
+                    login::public_key(line).map_err(|why| {
+                        problem(format!("{} #{}", key("authorized_keys"), n + 1), why)
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(RawKeys::File(path)) => login::keys_file(std::path::Path::new(path))
+                .map_err(|why| problem(key("authorized_keys"), why))?,
+        };
+        let groups = user.groups.clone().unwrap_or_default();
+        for group in &groups {
+            check_account_name(&key("groups"), group)?;
+        }
         users.push(User {
             name: user.name,
             uid: user.uid,
             gid: user.gid,
             home,
             shell,
+            password,
+            authorized_keys,
+            groups,
         });
     }
     Ok(users)
@@ -99,7 +130,12 @@ pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem>
                 format!("gid {} is declared twice", group.gid),
             ));
         }
-        let members = group.members.unwrap_or_default();
+        let mut members = group.members.unwrap_or_default();
+        for user in users {
+            if user.groups.contains(&group.name) && !members.contains(&user.name) {
+                members.push(user.name.clone());
+            }
+        }
         for member in &members {
             check_account_name(&key("members"), member)?;
             if !users.iter().any(|user| user.name == *member) {
@@ -128,6 +164,18 @@ pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem>
             members,
         });
     }
+    for (index, user) in users.iter().enumerate() {
+        for name in &user.groups {
+            if !groups.iter().any(|group| group.name == *name) {
+                return Err(problem(
+                    format!("[[users]] #{} groups", index + 1),
+                    format!(
+                        "{name:?} is not one of the board's [[groups]] (note: declare it there with a gid)"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(groups)
 }
 
@@ -135,11 +183,26 @@ pub fn groups(raw: Vec<RawGroup>, users: &[User]) -> Result<Vec<Group>, Problem>
 /// The `[init]` table, validated: the options, the log user's ids, the warnings.
 pub struct Init {
     pub options: Options,
+    /// `login = "autologin"`: the early getty logs root in without a password.
+    pub autologin: bool,
     pub log_ids: (u32, u32),
     pub warnings: Vec<String>,
 }
 
+/// Where `login = "autologin"` puts the program the early getty runs instead of login.
+pub const AUTOLOGIN: &str = "/etc/kiln/autologin";
+
 pub fn init(raw: RawInit, users: &[User]) -> Result<Init, Problem> {
+    let autologin = match raw.login.as_deref() {
+        None | Some("prompt") => false,
+        Some("autologin") => true,
+        Some(other) => {
+            return Err(problem(
+                "[init] login",
+                format!("unknown login {other:?}: expected prompt or autologin"),
+            ));
+        }
+    };
     let mut given: Vec<(Opt, Vec<u8>)> = Vec::new();
     let mut push = |opt: Opt, value: Option<String>| {
         if let Some(value) = value {
@@ -164,8 +227,21 @@ pub fn init(raw: RawInit, users: &[User]) -> Result<Init, Problem> {
     for env in raw.env.unwrap_or_default() {
         push(Opt::Env, Some(env));
     }
-    let (options, warnings) = Options::validate(&given, raw.redirect_stage2 == Some(true))
+    let (mut options, warnings) = Options::validate(&given, raw.redirect_stage2 == Some(true))
         .map_err(|invalid| invalid.for_board())?;
+    if autologin {
+        // busybox getty: -n skips the login-name prompt, -l runs our program for login.
+        let getty = options.early_getty.as_deref().unwrap_or_default();
+        let Some(rest) = getty.strip_prefix(b"getty ") else {
+            return Err(problem(
+                "[init] login",
+                "autologin needs an early_getty that runs busybox getty (e.g. \"getty -L 115200 ttyS0 vt100\")",
+            ));
+        };
+        let mut command = format!("getty -n -l {AUTOLOGIN} ").into_bytes();
+        command.extend_from_slice(rest);
+        options.early_getty = Some(command);
+    }
     let entries: Vec<crate::passwd::Entry> = users
         .iter()
         .enumerate()
@@ -191,6 +267,7 @@ pub fn init(raw: RawInit, users: &[User]) -> Result<Init, Problem> {
     };
     Ok(Init {
         options,
+        autologin,
         log_ids: ids,
         warnings,
     })

@@ -61,6 +61,14 @@ impl Board {
                 .join(" "),
         );
         line("log user", format!("{}:{}", self.log_ids.0, self.log_ids.1));
+        line(
+            "console login",
+            if self.autologin {
+                "autologin as root (development only)".to_string()
+            } else {
+                "prompt".to_string()
+            },
+        );
         line("packages", list(&self.packages.include));
         line("exclude", list(&self.packages.exclude));
         for (package, paths) in &self.packages.select {
@@ -70,8 +78,27 @@ impl Board {
             line(
                 "user",
                 format!(
-                    "{} {}:{} {} {}",
-                    user.name, user.uid, user.gid, user.home, user.shell
+                    "{} {}:{} {} {} password {}{}{}",
+                    user.name,
+                    user.uid,
+                    user.gid,
+                    user.home,
+                    user.shell,
+                    match &user.password {
+                        super::login::Password::Locked => "locked",
+                        super::login::Password::Empty => "none (empty)",
+                        super::login::Password::Hash(_) => "hash",
+                    },
+                    if user.authorized_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} authorized keys", user.authorized_keys.len())
+                    },
+                    if user.groups.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", groups {}", user.groups.join(","))
+                    }
                 ),
             );
         }
@@ -109,8 +136,18 @@ impl Board {
         }
         let devices: Vec<PathBuf> = self.devices.iter().map(|t| t.path.clone()).collect();
         line("devices", paths(&devices));
-        let services: Vec<PathBuf> = self.services.iter().map(|s| s.dir.clone()).collect();
-        line("services", paths(&services));
+        for service in &self.services {
+            line("service", service.describe());
+        }
+        line(
+            "start order",
+            self.waves
+                .iter()
+                .enumerate()
+                .map(|(index, wave)| format!("{}: {}", index + 1, wave.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
         line(
             "formats",
             self.formats
@@ -168,5 +205,53 @@ impl Board {
             }
         }
         out
+    }
+}
+
+impl super::Service {
+    /// One line for `kiln config`: name, kind, what it runs and its settings.
+    pub fn describe(&self) -> String {
+        use super::services::Run;
+        let mut text = format!(
+            "{} {}",
+            self.name,
+            if self.oneshot { "oneshot" } else { "longrun" }
+        );
+        match &self.what {
+            Run::Shell(run) => {
+                text.push_str(&format!(" sh -c {}", crate::host::tool::sh_word(run)))
+            }
+            Run::Execline(run) => {
+                text.push_str(&format!(" execline {}", crate::host::tool::sh_word(run)));
+            }
+            Run::Dir(dir) => text.push_str(&format!(" dir {}", dir.display())),
+        }
+        if let Some(user) = &self.user {
+            text.push_str(&format!(" user {} ({}:{})", user.name, user.uid, user.gid));
+        }
+        if let Some(cwd) = &self.cwd {
+            text.push_str(&format!(" cwd {cwd}"));
+        }
+        for (name, value) in &self.env {
+            text.push_str(&format!(
+                " env {name}={}",
+                crate::host::tool::sh_word(value)
+            ));
+        }
+        if !self.after.is_empty() {
+            text.push_str(&format!(" after {}", self.after.join(",")));
+        }
+        if let Some(fd) = self.notification_fd {
+            text.push_str(&format!(" notification-fd {fd}"));
+        }
+        match &self.log {
+            Some(log) => text.push_str(&format!(
+                " log /var/log/{} n{} s{}",
+                self.name, log.files, log.size
+            )),
+            None if self.oneshot => {}
+            None => text.push_str(" log catch-all"),
+        }
+        text
     }
 }

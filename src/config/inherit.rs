@@ -82,7 +82,8 @@ fn find_nul(table: &toml::Table, prefix: &str) -> Option<String> {
 }
 
 /// Resolves the file's relative paths against its directory, in place: `[kernel] path`,
-/// `[[overlays]] source`, `devices`, `services` and the host paths of
+/// `[[overlays]] source`, `devices`, `[services.NAME] dir`, a `[[users]]
+/// authorized_keys` file and the host paths of
 /// `[[image.partitions]] files` (not the `PACKAGE:GLOB` ones).
 fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
     let join = |value: &mut toml::Value| -> Result<(), String> {
@@ -110,9 +111,29 @@ fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
             join(path)?;
         }
     }
-    for key in ["devices", "services"] {
-        for item in array(table.get_mut(key)) {
-            join(item)?;
+    for item in array(table.get_mut("devices")) {
+        join(item)?;
+    }
+    if let Some(toml::Value::Table(services)) = table.get_mut("services") {
+        for (_, service) in services.iter_mut() {
+            if let toml::Value::Table(service) = service {
+                if let Some(dir) = service.get_mut("dir") {
+                    join(dir)?;
+                }
+            }
+        }
+    }
+    if let Some(toml::Value::Table(ssh)) = table.get_mut("ssh") {
+        for key in array(ssh.get_mut("host_keys")) {
+            join(key)?;
+        }
+    }
+    for user in array(table.get_mut("users")) {
+        if let toml::Value::Table(user) = user {
+            // A file of keys (a list of keys is not a path).
+            if let Some(keys @ toml::Value::String(_)) = user.get_mut("authorized_keys") {
+                join(keys)?;
+            }
         }
     }
     for overlay in array(table.get_mut("overlays")) {

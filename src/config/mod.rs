@@ -12,7 +12,10 @@ pub mod accounts;
 pub mod describe;
 pub mod image;
 pub mod inherit;
+pub mod login;
+pub mod network;
 pub mod raw;
+pub mod services;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use crate::tree::ArchivePath;
 use accounts::{Group, User};
 use image::ImageSpec;
 use raw::{RawBoard, RawKernel, RawOverlay, RawQemu};
+pub use services::Service;
 
 /// A validated board.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub struct Board {
     pub qemu: Qemu,
     /// The maker's options; the log user is one of `users` (or the default).
     pub init: Options,
+    /// `[init] login = "autologin"`: root is logged in on the early getty (development).
+    pub autologin: bool,
     /// The log user's uid and gid, resolved in `users`.
     pub log_ids: (u32, u32),
     /// What is valid but probably not meant (the maker's warnings), for the caller to show.
@@ -46,8 +52,12 @@ pub struct Board {
     pub overlays: Vec<Overlay>,
     /// makedevs tables, read and checked at load; applied as read.
     pub devices: Vec<DeviceTable>,
-    /// Service directories, each with a `run`, installed into `/etc/s6/services`.
+    /// Declared services (`[services.NAME]`, and kiln's own such as `network`).
     pub services: Vec<Service>,
+    /// The order stage 2 starts them in: each wave after the previous one is ready.
+    pub waves: Vec<Vec<String>>,
+    pub network: Option<network::Network>,
+    pub ssh: Option<network::Ssh>,
     pub formats: Vec<Format>,
     pub image: Option<ImageSpec>,
     /// `[check] allow_dangling`: image paths whose problems the build lets through, with
@@ -99,6 +109,8 @@ pub struct Qemu {
     /// The guest's serial console tty, e.g. `ttyAMA0`.
     pub console: String,
     pub extra: Vec<String>,
+    /// The NIC model `kiln boot --net` attaches as a `-device`; `None`: none known.
+    pub nic: Option<String>,
     /// How a card or disk image is attached.
     pub drive: Drive,
 }
@@ -154,13 +166,6 @@ pub struct DeviceTable {
     pub text: String,
 }
 
-/// A service directory and the name it gets in `/etc/s6/services`.
-#[derive(Debug)]
-pub struct Service {
-    pub name: String,
-    pub dir: PathBuf,
-}
-
 /// A board mistake: the file, then `key: what is wrong (note: the fix)`.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
@@ -212,6 +217,7 @@ impl Board {
         let groups = accounts::groups(raw.groups.unwrap_or_default(), &users).map_err(error)?;
         let accounts::Init {
             options: init,
+            autologin,
             log_ids,
             warnings: init_warnings,
         } = accounts::init(raw.init.unwrap_or_default(), &users).map_err(error)?;
@@ -311,7 +317,23 @@ impl Board {
                 read_device_table(&path).map_err(|why| error(("devices".to_string(), why)))?;
             devices.push(DeviceTable { path, text });
         }
-        let services = services(raw.services.unwrap_or_default()).map_err(error)?;
+        let network = raw
+            .network
+            .map(network::network)
+            .transpose()
+            .map_err(error)?;
+        let ssh = raw.ssh.map(network::ssh).transpose().map_err(error)?;
+        if ssh.is_some() && !packages.include.iter().any(|p| p == "dropbear-bin") {
+            return Err(error(problem(
+                "[ssh]",
+                "dropbear comes from Debian's dropbear-bin: add it to [packages] include",
+            )));
+        }
+        let implicit = network::services(network.as_ref(), ssh.as_ref());
+        let services =
+            services::services(raw.services.unwrap_or_default(), &users, &groups, &implicit)
+                .map_err(error)?;
+        let waves = services::waves(&services).map_err(error)?;
         if matches!(kernel.source, KernelSource::File(_)) && kernel.dtb.is_some() {
             return Err(error(problem(
                 "[kernel] dtb",
@@ -370,6 +392,7 @@ impl Board {
             kernel,
             qemu,
             init,
+            autologin,
             log_ids,
             warnings: init_warnings
                 .into_iter()
@@ -381,6 +404,9 @@ impl Board {
             overlays,
             devices,
             services,
+            waves,
+            network,
+            ssh,
             formats,
             image,
             allow_dangling,
@@ -511,7 +537,28 @@ fn qemu(raw: RawQemu) -> Result<Qemu, Problem> {
             ));
         }
     };
+    let nic = match raw.nic {
+        Some(nic)
+            if nic.is_empty() || !nic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            return Err(problem(
+                "[qemu] nic",
+                format!("{nic:?}: a QEMU -device name, e.g. virtio-net-pci"),
+            ));
+        }
+        Some(nic) => Some(nic),
+        None if ["virt", "q35", "pc"].contains(&machine.as_str()) => {
+            Some("virtio-net-pci".to_string())
+        }
+        // The H3's EMAC, built into QEMU's machine.
+        None if machine == "orangepi-pc" => Some("on-board".to_string()),
+        // The Pi 3's own Ethernet is a USB device QEMU lacks; its USB adapter works
+        // through the dwc2 host port (measured).
+        None if machine == "raspi3b" => Some("usb-net".to_string()),
+        None => None,
+    };
     Ok(Qemu {
+        nic,
         machine,
         cpu: raw.cpu,
         memory,
@@ -659,41 +706,6 @@ fn overlay(index: usize, raw: RawOverlay) -> Result<Overlay, Problem> {
         dest,
         files,
     })
-}
-
-fn services(raw: Vec<String>) -> Result<Vec<Service>, Problem> {
-    let mut services: Vec<Service> = Vec::new();
-    for dir in raw {
-        let dir = PathBuf::from(dir);
-        let name = dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .filter(|name| !name.starts_with('.'))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                problem(
-                    "services",
-                    format!("{}: not a service directory name", dir.display()),
-                )
-            })?;
-        if !dir.join("run").is_file() {
-            return Err(problem(
-                "services",
-                format!(
-                    "{} has no run file (note: an s6 service directory holds at least an executable run)",
-                    dir.display()
-                ),
-            ));
-        }
-        if services.iter().any(|service| service.name == name) {
-            return Err(problem(
-                "services",
-                format!("two services are named {name:?}"),
-            ));
-        }
-        services.push(Service { name, dir });
-    }
-    Ok(services)
 }
 
 /// Reads and checks a makedevs table: its mistakes are the board's, found at load.

@@ -34,8 +34,12 @@ pub struct RawBoard {
     pub overlays: Option<Vec<RawOverlay>>,
     /// makedevs device tables (Buildroot format), relative to this file.
     pub devices: Option<Vec<String>>,
-    /// Service directories (relative to this file) installed into /etc/s6/services.
-    pub services: Option<Vec<String>>,
+    /// Declared services by name: `[services.NAME]`.
+    pub services: Option<BTreeMap<String, RawService>>,
+    /// Hostname and interfaces.
+    pub network: Option<RawNetwork>,
+    /// An SSH server.
+    pub ssh: Option<RawSsh>,
     /// What to write.
     pub output: Option<RawOutput>,
     /// The partitioned disk or SD-card image `kiln image` writes.
@@ -81,6 +85,9 @@ pub struct RawQemu {
     pub console: Option<String>,
     /// Extra QEMU arguments.
     pub extra: Option<Vec<String>>,
+    /// The NIC model `kiln boot --net` attaches (a `-device` name, e.g. `virtio-net-pci`,
+    /// the default on virt and q35).
+    pub nic: Option<String>,
     /// How a disk image is attached: `sd` (the board's SD slot; the card size must be a
     /// power of two) or `virtio` (a virtio-blk disk).
     pub drive: Option<String>,
@@ -118,6 +125,10 @@ pub struct RawInit {
     pub dev_style: Option<u8>,
     /// `-e`, each `VAR=VALUE`, `VAR=` or `VAR`.
     pub env: Option<Vec<String>>,
+    /// What the early getty does (not a maker option): `prompt` (the default: getty
+    /// asks, login checks) or `autologin` (root is logged in without a password;
+    /// development only).
+    pub login: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +151,96 @@ pub struct RawUser {
     pub gid: u32,
     pub home: Option<String>,
     pub shell: Option<String>,
+    /// A crypt(3) hash (`$6$...`, `$5$...`, `$1$...`); `""` means no password; absent
+    /// means password login is locked.
+    pub password: Option<String>,
+    /// Public keys for `~/.ssh/authorized_keys`: a list of keys, or a file of them
+    /// relative to this file.
+    pub authorized_keys: Option<RawKeys>,
+    /// Names of `[[groups]]` the user is also a member of.
+    pub groups: Option<Vec<String>>,
+}
+
+/// `authorized_keys`: the keys themselves, or a file holding them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawKeys {
+    Keys(Vec<String>),
+    File(String),
+}
+
+/// `[network]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// The image's /etc/hostname.
+    pub hostname: Option<String>,
+    /// Interfaces by name: `"dhcp"` or a static address.
+    pub interfaces: Option<BTreeMap<String, RawInterface>>,
+}
+
+/// An interface: `"dhcp"`, or `{ address = "CIDR", gateway, dns }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawInterface {
+    Method(String),
+    Static(RawStatic),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatic {
+    /// IPv4 address with prefix length, e.g. `192.168.1.10/24`.
+    pub address: String,
+    /// Default route via this address.
+    pub gateway: Option<String>,
+    /// Name servers for /etc/resolv.conf.
+    pub dns: Option<Vec<String>>,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// `dropbear` (Debian's `dropbear-bin`, which the board must include).
+    pub server: Option<String>,
+    /// TCP port (default 22).
+    pub port: Option<u16>,
+    /// The board's own host key files (dropbear format), relative to this file; without
+    /// them, keys are generated at first boot.
+    pub host_keys: Option<Vec<String>>,
+}
+
+/// One `[services.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// The command line, run by `/bin/sh -c` (or as an execline script with `execline`).
+    pub run: Option<String>,
+    /// `run` is an execline script body instead of a shell command line.
+    pub execline: Option<bool>,
+    /// A ready-made s6 service directory instead of `run`, relative to this file.
+    pub dir: Option<String>,
+    /// The image user the service runs as (default root).
+    pub user: Option<String>,
+    /// Environment variables for the service.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Working directory (absolute).
+    pub cwd: Option<String>,
+    /// A dedicated s6-log writing /var/log/NAME/ as the log user (default true; false
+    /// for a oneshot).
+    pub log: Option<bool>,
+    /// Log files s6-log keeps besides `current` (its `n`; default 10).
+    pub log_files: Option<u32>,
+    /// Bytes after which s6-log rotates `current` (its `s`; default 1000000).
+    pub log_size: Option<u32>,
+    /// Services that must be up and ready first.
+    pub after: Option<Vec<String>>,
+    /// Run once, in order, by stage 2 instead of supervised.
+    pub oneshot: Option<bool>,
+    /// The fd on which the daemon writes a newline when it is ready (s6's
+    /// `notification-fd`); without it, "up" counts as ready.
+    pub notification_fd: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -60,9 +60,12 @@ fn every_shipped_board_is_valid() {
         names,
         vec![
             "orangepi-pc armv7",
+            "orangepi-pc-net armv7",
             "qemu-aarch64 aarch64",
+            "qemu-aarch64-net aarch64",
             "qemu-armv7 armv7",
             "qemu-x86_64 x86_64",
+            "qemu-x86_64-net x86_64",
             "raspberrypi3-64 aarch64",
         ]
     );
@@ -211,12 +214,120 @@ fn bad_boards_are_refused_naming_file_and_key() {
             "DIR/b.toml: devices: DIR/wrap.txt:1: the series start 0, inc 1, count 2 runs past 2^32",
         ),
         (
-            format!("services = [\"svc-without-run\"]\n{MINIMAL}"),
-            "DIR/b.toml: services: DIR/svc-without-run has no run file",
+            format!("{MINIMAL}[services.s]\ndir = \"svc-without-run\"\n"),
+            "DIR/b.toml: [services.s] dir: DIR/svc-without-run has no run file",
         ),
         (
-            format!("services = [\"missing\"]\n{MINIMAL}"),
-            "DIR/b.toml: services: DIR/missing has no run file",
+            format!("{MINIMAL}[services.s]\ndir = \"missing\"\n"),
+            "DIR/b.toml: [services.s] dir: DIR/missing has no run file",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nafter = [\"nope\"]\n"),
+            "DIR/b.toml: [services.s] after: \"nope\" is not a declared service (note: the board declares s)",
+        ),
+        (
+            format!(
+                "{MINIMAL}[services.a]\nrun = \"x\"\nafter = [\"b\"]\n[services.b]\nrun = \"x\"\nafter = [\"a\"]\n"
+            ),
+            "DIR/b.toml: [services.a] after: a -> b -> a is a cycle",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nuser = \"www\"\n"),
+            "DIR/b.toml: [services.s] user: \"www\" is not one of the board's [[users]]",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\n"),
+            "DIR/b.toml: [services.s]: give run = \"COMMAND LINE\" or dir",
+        ),
+        (
+            format!("{MINIMAL}[services.\"a/b\"]\nrun = \"x\"\n"),
+            "DIR/b.toml: [services.a/b]: \"a/b\" is not a service name",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nenv = {{ \"A-B\" = \"1\" }}\n"),
+            "DIR/b.toml: [services.s] env: \"A-B\" is not a variable name",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\noneshot = true\nlog = true\n"),
+            "DIR/b.toml: [services.s] log: a oneshot's output goes to stage 2's",
+        ),
+        (
+            format!("{MINIMAL}[services.s]\nrun = \"x\"\nlog_size = 10\n"),
+            "DIR/b.toml: [services.s] log_size: 10: give 4096 to 16777216 bytes",
+        ),
+        (
+            format!("{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\npassword = \"hunter2\"\n"),
+            "DIR/b.toml: [[users]] #1 password: is not a crypt(3) hash; clear-text passwords are refused (note: make a hash with `openssl passwd -6`",
+        ),
+        (
+            format!(
+                "{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\nauthorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\"]\n"
+            ),
+            "DIR/b.toml: [[users]] #1 authorized_keys #1: ssh-ed25519 key: its data is not a ssh-ed25519 key",
+        ),
+        (
+            format!(
+                "{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\nauthorized_keys = \"missing.pub\"\n"
+            ),
+            "DIR/b.toml: [[users]] #1 authorized_keys: unable to read DIR/missing.pub",
+        ),
+        (
+            format!("{MINIMAL}[[users]]\nname = \"u\"\nuid = 5\ngid = 5\ngroups = [\"wheel\"]\n"),
+            "DIR/b.toml: [[users]] #1 groups: \"wheel\" is not one of the board's [[groups]]",
+        ),
+        (
+            format!("{MINIMAL}[init]\nlogin = \"auto\"\n"),
+            "DIR/b.toml: [init] login: unknown login \"auto\": expected prompt or autologin",
+        ),
+        (
+            format!("{MINIMAL}[init]\nlogin = \"autologin\"\n"),
+            "DIR/b.toml: [init] login: autologin needs an early_getty that runs busybox getty",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = \"static\"\n"),
+            "DIR/b.toml: [network] interfaces.eth0: \"static\": give \"dhcp\" or",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = {{ address = \"10.0.0.1\" }}\n"),
+            "DIR/b.toml: [network] interfaces.eth0 address: \"10.0.0.1\": an IPv4 address with its prefix length",
+        ),
+        (
+            format!(
+                "{MINIMAL}[network]\ninterfaces.eth0 = {{ address = \"10.0.0.1/24\", gateway = \"x\" }}\n"
+            ),
+            "DIR/b.toml: [network] interfaces.eth0 gateway: \"x\": an IPv4 address",
+        ),
+        (
+            format!("{MINIMAL}[network]\nhostname = \"a_b\"\n"),
+            "DIR/b.toml: [network] hostname: \"a_b\": letters, digits and '-'",
+        ),
+        (
+            format!("{MINIMAL}[network]\ninterfaces.eth0 = \"dhcp\"\ninterfaces.eth1 = \"dhcp\"\n"),
+            "DIR/b.toml: [network] interfaces: at most one interface can use dhcp",
+        ),
+        (
+            format!(
+                "{MINIMAL}[network]\ninterfaces.eth0 = \"dhcp\"\n[services.network]\nrun = \"x\"\n"
+            ),
+            "DIR/b.toml: [services.network]: \"network\" is kiln's own service name",
+        ),
+        (
+            format!("{MINIMAL}[ssh]\nserver = \"dropbear\"\n"),
+            "DIR/b.toml: [ssh]: dropbear comes from Debian's dropbear-bin: add it to [packages] include",
+        ),
+        (
+            format!("{MINIMAL}[ssh]\nserver = \"openssh\"\n"),
+            "DIR/b.toml: [ssh] server: unknown server \"openssh\"",
+        ),
+        (
+            format!(
+                "{MINIMAL}[packages]\ninclude = [\"dropbear-bin\"]\n[ssh]\nserver = \"dropbear\"\nhost_keys = [\"missing\"]\n"
+            ),
+            "DIR/b.toml: [ssh] host_keys: DIR/missing: not a file",
+        ),
+        (
+            format!("{MINIMAL}nic = \"a,b\"\n"),
+            "DIR/b.toml: [qemu] nic: \"a,b\": a QEMU -device name",
         ),
         (
             format!("{MINIMAL}[kernel]\npackage = \"linux-image-amd64\"\npath = \"vmlinuz\"\n"),
@@ -356,7 +467,7 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     dir.write(
         "parent/p.toml",
         &format!(
-            "devices = [\"devices.txt\"]\nservices = [\"svc\"]\n{MINIMAL}[[overlays]]\nsource = \"overlay\"\n"
+            "devices = [\"devices.txt\"]\n{MINIMAL}[[overlays]]\nsource = \"overlay\"\n[services.svc]\ndir = \"svc\"\n"
         ),
     );
     dir.write("child/own/etc/y", "y");
@@ -370,7 +481,10 @@ fn inherited_paths_resolve_against_the_declaring_file() {
     assert_eq!(board.name, "c");
     same(&board.overlays[0].source, parent.join("overlay"));
     same(&board.devices[0].path, parent.join("devices.txt"));
-    same(&board.services[0].dir, parent.join("svc"));
+    let services::Run::Dir(svc) = &board.services[0].what else {
+        panic!("{:?}", board.services[0]);
+    };
+    same(svc, parent.join("svc"));
     assert_eq!(board.services[0].name, "svc");
     // The child's own paths resolve against the child.
     let child = dir.write(
@@ -433,5 +547,21 @@ fn init_options_are_typed() {
             .lines()
             .find(|line| line.starts_with("init ")),
         Some("init             \"-u\" \"log\" \"-m\" \"027\" \"-e\" \"A=1\" \"-e\" \"B\" \"-r\"")
+    );
+}
+
+/// `login = "autologin"` runs busybox getty without its prompt and with kiln's autologin.
+#[test]
+fn autologin_rewrites_the_early_getty() {
+    let dir = Dir::new("autologin");
+    let path = dir.write(
+        "b.toml",
+        &format!("{MINIMAL}[init]\nearly_getty = \"getty -L 115200 ttyS0 vt100\"\nlogin = \"autologin\"\n"),
+    );
+    let board = Board::load(&path).unwrap();
+    assert!(board.autologin);
+    assert_eq!(
+        board.init.early_getty.as_deref(),
+        Some(&b"getty -n -l /etc/kiln/autologin -L 115200 ttyS0 vt100"[..])
     );
 }

@@ -9,7 +9,9 @@ pub mod alternatives;
 pub mod busybox;
 pub mod libraries;
 pub mod modules;
+pub mod network;
 pub mod packages;
+pub mod services;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -22,7 +24,7 @@ use crate::archive::{self, Container};
 use crate::config::Board;
 use crate::host::progress;
 use crate::init;
-use crate::source::{deb, makedevs, overlay};
+use crate::source::{deb, makedevs};
 use crate::tree::content::Content;
 use crate::tree::{ArchivePath, Kind, Meta, Node, Tree};
 use crate::{check, fetch, listing};
@@ -111,6 +113,16 @@ pub fn compose(
         packages::load_overlay(&mut image, overlay)?;
     }
     users::add(&mut image, board)?;
+    if board.autologin {
+        let path = ArchivePath::new(crate::config::accounts::AUTOLOGIN)?;
+        let text = "#!/bin/sh\n# [init] login = \"autologin\": the early getty runs this instead of login.\n# Development only: root gets a shell on the console without a password.\nexec login -f root\n";
+        let node = Node::new(
+            Kind::File(Content::inline(text)),
+            Meta::root(0o755),
+            "[init] login",
+        );
+        image.replace(path, node)?;
+    }
     let mut options = board.init.clone();
     if let Some(stage2) = &additions.stage2 {
         options.stage2 = stage2.clone();
@@ -129,10 +141,8 @@ pub fn compose(
     for table in &board.devices {
         makedevs::apply(&mut image, &table.path, &table.text)?;
     }
-    for service in &board.services {
-        let dest = ArchivePath::new(&format!("etc/s6/services/{}", service.name))?;
-        overlay::load_dir(&mut image, &service.dir, Some(&dest), (0, 0))?;
-    }
+    network::add(&mut image, board)?;
+    services::add(&mut image, board)?;
     for (path, text) in &additions.files {
         let node = Node::new(
             Kind::File(Content::inline(text.clone())),

@@ -235,10 +235,13 @@ fn shipped_boards_check_clean() {
     let cache = crate::util::shared_cache();
     for board in [
         "qemu-aarch64",
+        "qemu-aarch64-net",
         "qemu-armv7",
         "qemu-x86_64",
+        "qemu-x86_64-net",
         "raspberrypi3-64",
         "orangepi-pc",
+        "orangepi-pc-net",
     ] {
         let scratch = Scratch::new(&format!("check-{board}"));
         let config = format!("{}/board-configs/{board}.toml", env!("CARGO_MANIFEST_DIR"));

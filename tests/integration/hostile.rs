@@ -1192,6 +1192,91 @@ fn cases() -> Vec<Case> {
             code: 100,
             message: "invalid value 'hvf' for '--accel <ACCEL>'",
         },
+        // Issue 13: services, login and network mistakes, each before anything is written.
+        Case {
+            name: "a service after an unknown one",
+            setup: |dir| {
+                vec![
+                    "build".into(),
+                    board(
+                        dir,
+                        "",
+                        "[services.web]\nrun = \"httpd -f\"\nafter = [\"db\"]\n",
+                    ),
+                ]
+            },
+            code: 100,
+            message: "[services.web] after: \"db\" is not a declared service",
+        },
+        Case {
+            name: "a dependency cycle",
+            setup: |dir| {
+                vec![
+                    "build".into(),
+                    board(
+                        dir,
+                        "",
+                        "[services.a]\nrun = \"x\"\nafter = [\"b\"]\n[services.b]\nrun = \"x\"\nafter = [\"a\"]\n",
+                    ),
+                ]
+            },
+            code: 100,
+            message: "[services.a] after: a -> b -> a is a cycle",
+        },
+        Case {
+            name: "a service user that does not exist",
+            setup: |dir| {
+                vec![
+                    "build".into(),
+                    board(dir, "", "[services.web]\nrun = \"x\"\nuser = \"www\"\n"),
+                ]
+            },
+            code: 100,
+            message: "[services.web] user: \"www\" is not one of the board's [[users]]",
+        },
+        Case {
+            name: "a malformed public key",
+            setup: |dir| {
+                vec![
+                    "build".into(),
+                    board(
+                        dir,
+                        "",
+                        "[[users]]\nname = \"root\"\nuid = 0\ngid = 0\nauthorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFck\"]\n",
+                    ),
+                ]
+            },
+            code: 100,
+            message: "[[users]] #1 authorized_keys #1: ssh-ed25519 key: its data is not a ssh-ed25519 key",
+        },
+        Case {
+            name: "a clear-text password",
+            setup: |dir| {
+                vec![
+                    "build".into(),
+                    board(
+                        dir,
+                        "",
+                        "[[users]]\nname = \"root\"\nuid = 0\ngid = 0\npassword = \"letmein\"\n",
+                    ),
+                ]
+            },
+            code: 100,
+            message: "[[users]] #1 password: is not a crypt(3) hash; clear-text passwords are refused",
+        },
+        Case {
+            name: "a malformed --forward",
+            setup: |dir| {
+                vec![
+                    "boot".into(),
+                    board(dir, "", ""),
+                    "--forward".into(),
+                    "8080".into(),
+                ]
+            },
+            code: 100,
+            message: "--forward \"8080\": give HOSTPORT:GUESTPORT",
+        },
         Case {
             name: "boot a missing image",
             setup: |dir| {

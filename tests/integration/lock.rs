@@ -225,10 +225,13 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
     let validator = pyspdxtools();
     for board in [
         "qemu-aarch64",
+        "qemu-aarch64-net",
         "qemu-armv7",
         "qemu-x86_64",
+        "qemu-x86_64-net",
         "raspberrypi3-64",
         "orangepi-pc",
+        "orangepi-pc-net",
     ] {
         let scratch = Scratch::new(&format!("sbom-{board}"));
         let output = kiln(

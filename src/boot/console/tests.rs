@@ -10,6 +10,7 @@ use super::*;
 
 fn expect(markers: &[&str], until_poweroff: bool) -> Expectations {
     Expectations {
+        then: None,
         markers: markers.iter().map(|m| m.to_string()).collect(),
         until_poweroff,
         timeout: Duration::from_secs(120),
@@ -166,4 +167,21 @@ fn the_tail_keeps_the_last_lines() {
     }
     assert_eq!(watcher.tail.len(), 25);
     assert_eq!(watcher.tail[0], "line 15");
+}
+
+/// A wave of declared services that never became ready fails the boot at once, naming
+/// them, instead of waiting for a "stage 2 done" that will not come (recorded from a boot
+/// whose network service could not say it was ready).
+#[test]
+fn services_never_ready_fail_at_once() {
+    let (step, line, _) = judge("not-ready.log", &expect(&["rc.init: stage 2 done"], false));
+    assert_eq!(
+        step,
+        verdict(
+            false,
+            "stage 2 gave up on services: rc.init: not up and ready within 60000 ms: /run/service/network; later services not started",
+            false
+        )
+    );
+    assert_eq!(line, 4);
 }
