@@ -51,8 +51,10 @@ const CLASSIFIERS: [error::Classifier; 7] = [
 ];
 
 fn main() -> ExitCode {
-    // Interrupted: no temporary file is left behind; exit as a shell reports a signal.
+    // Interrupted: no child (QEMU) and no temporary file is left behind; exit as a shell
+    // reports a signal.
     host::signals::watch(|signal| {
+        host::signals::terminate_children();
         host::temp::remove_all();
         std::process::exit(128 + signal);
     });

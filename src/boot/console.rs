@@ -243,6 +243,7 @@ pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> 
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("unable to run {}", argv[0].to_string_lossy()))?;
+    let _tracked = crate::host::signals::track(&child);
     let start = Instant::now();
     let mut log_file =
         File::create(log).with_context(|| format!("unable to create {}", log.display()))?;

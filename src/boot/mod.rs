@@ -235,10 +235,14 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
         accel.name()
     );
     if request.interactive {
-        let status = std::process::Command::new(&argv[0])
+        let mut child = std::process::Command::new(&argv[0])
             .args(&argv[1..])
-            .status()
+            .spawn()
             .with_context(|| format!("unable to run {program}"))?;
+        let _tracked = crate::host::signals::track(&child);
+        let status = child
+            .wait()
+            .with_context(|| format!("unable to wait for {program}"))?;
         return Ok(Report {
             verdict: if status.success() {
                 Verdict::Passed

@@ -865,6 +865,59 @@ fn console_login_qemu_aarch64() {
     assert!(!text.contains("bad salt"), "{text}");
 }
 
+/// SIGTERM to `kiln boot --interactive` in the middle of a boot: kiln terminates QEMU
+/// before it exits, so no emulator is left running.
+#[test]
+fn interactive_boot_terminated_takes_qemu_with_it() {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new("boot-sigterm");
+    let board = shipped_board("qemu-aarch64");
+    let mut console = Console::start(&scratch.path, &[&board]);
+    console.wait("Run /init as init process", 180);
+    let kiln = console.child.id();
+    // kiln's children: QEMU (the process whose parent is kiln).
+    let children = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|status| {
+                        status
+                            .lines()
+                            .find_map(|line| line.strip_prefix("PPid:"))
+                            .map(|ppid| ppid.trim() == kiln.to_string())
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    let qemu = children();
+    assert_eq!(qemu.len(), 1, "kiln's children: {qemu:?}");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &kiln.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = console.child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{}", qemu[0])).exists() {
+        // A zombie whose parent is gone is reaped by init; only a live QEMU counts.
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", qemu[0])).unwrap_or_default();
+        if state.split_whitespace().nth(2) == Some("Z") || state.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "QEMU (pid {}) still runs after kiln was terminated",
+            qemu[0]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The shipped network board from the host (issue 13), through `kiln boot --then`: a key
 /// made for this test in a board that inherits it, then with QEMU user networking and
 /// forwards on 127.0.0.1, the host's curl fetches the page busybox httpd serves from the
