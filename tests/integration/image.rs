@@ -254,6 +254,10 @@ source = "overlay"
 "/home/user" = {{ mode = "0700", uid = 1000, gid = 1000 }}
 "/home/user/notes" = {{ mode = "0600", uid = 1000, gid = 1000 }}
 
+# A GPT disk boots through UEFI only (bios needs the MBR's boot code).
+[boot]
+firmware = ["uefi"]
+
 [image]
 table = "gpt"
 
