@@ -166,6 +166,7 @@ mod tests {
             "qemu-armv7",
             "raspberrypi3-64",
             "orangepi-pc",
+            "cubieboard",
         ] {
             let board = Board::load(&root.join(format!("board-configs/{name}.toml"))).unwrap();
             let mut artifacts = Artifacts {

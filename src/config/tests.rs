@@ -69,6 +69,7 @@ fn every_shipped_board_is_valid() {
     assert_eq!(
         names,
         vec![
+            "cubieboard armv7",
             "orangepi-pc armv7",
             "orangepi-pc-net armv7",
             "qemu-aarch64 aarch64",

@@ -8,7 +8,6 @@
 //! offsets of the one image file do it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -289,10 +288,6 @@ pub fn install(
         file.write_all_at(&bytes, raw.offset)
             .with_context(|| format!("unable to write {} into {}", raw.what, image.display()))?;
     }
-    let mut handle = file;
-    handle
-        .flush()
-        .with_context(|| format!("unable to write {}", image.display()))?;
     Ok(())
 }
 

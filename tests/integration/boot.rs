@@ -665,6 +665,25 @@ fn orangepi_pc_card_boots() {
     );
 }
 
+/// The Cubieboard's SD card (issue 12's third real board, Allwinner A10, Cortex-A8, the
+/// non-LPAE kernel): its boot ROM runs the SPL of Debian's own u-boot-sunxi Cubieboard
+/// build from byte 8192. The A10 has no PSCI: power-off halts.
+#[test]
+fn cubieboard_card_boots() {
+    card_boots(
+        "cubieboard",
+        "/dev/mmcblk0p2",
+        &[],
+        &[
+            "booting cubieboard through its u-boot firmware",
+            "U-Boot SPL 2023.01",
+            "Model: Cubietech Cubieboard",
+            "Starting kernel ...",
+            "reboot: System halted",
+        ],
+    );
+}
+
 /// The x86_64 disk, as virtio, through its first firmware chain: SeaBIOS runs syslinux's
 /// MBR code, syslinux loads the kernel and initramfs named in syslinux.cfg.
 #[test]
