@@ -178,6 +178,14 @@ pub struct BootArgs {
     /// initramfs; with --check the image carries the probe, which also checks the root.
     #[arg(long, conflicts_with = "image")]
     pub disk: bool,
+    /// Boot a card the QEMU way: kernel, initramfs, dtb and command line from its boot
+    /// partition handed to QEMU (-kernel), instead of through the board's firmware.
+    #[arg(long)]
+    pub direct: bool,
+    /// Which of the board's `[boot] firmware` chains boots the card (default: the
+    /// first): bios, uefi, u-boot or pi.
+    #[arg(long, value_name = "FIRMWARE", conflicts_with = "direct")]
+    pub firmware: Option<String>,
     /// Kernel image instead of the one in the board's kernel package.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -233,6 +241,8 @@ impl BootArgs {
         crate::boot::Request {
             image: self.image,
             disk: self.disk,
+            direct: self.direct,
+            firmware: self.firmware,
             kernel: self.kernel,
             dtb: self.dtb,
             append: self.append,

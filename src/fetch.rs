@@ -202,12 +202,49 @@ pub fn closure(
 pub struct Apt {
     pub arch: Arch,
     state: PathBuf,
+    /// A private sources.list.d (the host's parts linked, plus kiln's extra file), when
+    /// the state adds to the host's sources.
+    parts: Option<PathBuf>,
     _lock: nix::fcntl::Flock<fs::File>,
 }
 
+/// Archive parts kiln's apt state adds to the host's sources, for the host's own mirrors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Components besides those the host enables, e.g. `non-free-firmware`.
+    pub components: Vec<String>,
+    /// Source packages (`deb-src` of `main` and `components`).
+    pub sources: bool,
+}
+
+impl Extra {
+    /// The archive components a board adds (`[packages] components`).
+    pub fn of(board: &crate::config::Board) -> Extra {
+        Extra {
+            components: board.packages.components.clone(),
+            sources: false,
+        }
+    }
+
+    /// The state directory's name: the arch, then each addition, so boards that need
+    /// different archive parts never share (and churn) one set of lists.
+    fn state_name(&self, arch: Arch) -> String {
+        let mut name = arch.debian().to_string();
+        for component in &self.components {
+            name.push('+');
+            name.push_str(component);
+        }
+        if self.sources {
+            name.push_str("+src");
+        }
+        name
+    }
+}
+
 impl Apt {
-    pub fn new(cache: &Path, arch: Arch) -> Result<Apt> {
-        let state = cache.join("apt").join(arch.debian());
+    /// An apt state whose sources are the host's plus `extra` for the host's own mirrors.
+    pub fn with_extra(cache: &Path, arch: Arch, extra: &Extra) -> Result<Apt> {
+        let state = cache.join("apt").join(extra.state_name(arch));
         for dir in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(state.join(dir))
                 .with_context(|| format!("unable to create {}", state.join(dir).display()))?;
@@ -228,9 +265,13 @@ impl Apt {
             .map_err(|(_, errno)| {
                 anyhow::anyhow!("unable to lock {}: {errno}", lock_path.display())
             })?;
+        let parts = (extra != &Extra::default())
+            .then(|| write_parts(&state, extra))
+            .transpose()?;
         Ok(Apt {
             arch,
             state,
+            parts,
             _lock: lock,
         })
     }
@@ -256,6 +297,11 @@ impl Apt {
             format!("APT::Sandbox::User={user}"),
         ]
         .into_iter()
+        .chain(
+            self.parts
+                .iter()
+                .map(|parts| format!("Dir::Etc::SourceParts={}", parts.display())),
+        )
         .flat_map(|option| ["-o".to_string(), option])
         .collect()
     }
@@ -423,6 +469,107 @@ fn reverse_provides(text: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+impl Apt {
+    /// Downloads a source package's candidate version into `dir` (unless there) and
+    /// returns its .dsc; needs a state with `Extra::sources`.
+    pub fn source(&self, package: &str, dir: &Path) -> Result<PathBuf> {
+        // apt leaves out files already in the directory it runs in: ask in an empty one.
+        let query = dir.join("query");
+        fs::create_dir_all(&query)
+            .with_context(|| format!("unable to create {}", query.display()))?;
+        let uris = self.run(
+            "apt-get",
+            &["-q", "source", "--download-only", "--print-uris", package],
+            Some(&query),
+        )?;
+        // 'URI' NAME SIZE HASH lines; the .dsc names the version.
+        let dsc = uris
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .find(|name| name.ends_with(".dsc"))
+            .map(str::to_string);
+        let Some(dsc) = dsc else {
+            bail!(
+                "apt-get source {package}: no .dsc (note: the host's mirrors need deb-src, which kiln adds for its own release)"
+            );
+        };
+        if !dsc.starts_with(&format!("{package}_")) || dsc.contains('/') || dsc.starts_with('.') {
+            bail!("apt-get source {package}: unexpected file name {dsc:?}");
+        }
+        let path = dir.join(&dsc);
+        if !path.exists() {
+            let bar = crate::host::progress::spinner(&format!("downloading the {package} source"));
+            bar.0
+                .enable_steady_tick(std::time::Duration::from_millis(120));
+            self.run(
+                "apt-get",
+                &["-q", "source", "--download-only", package],
+                Some(dir),
+            )?;
+        }
+        if !path.exists() {
+            bail!("apt-get source did not produce {}", path.display());
+        }
+        Ok(path)
+    }
+}
+
+/// The private sources.list.d of an extended state: links to the host's parts, and
+/// kiln's extra file for the host's own mirrors (see `host::apt`).
+fn write_parts(state: &Path, extra: &Extra) -> Result<PathBuf> {
+    let parts = state.join("sources.list.d");
+    if parts.exists() {
+        fs::remove_dir_all(&parts)
+            .with_context(|| format!("unable to remove {}", parts.display()))?;
+    }
+    fs::create_dir_all(&parts).with_context(|| format!("unable to create {}", parts.display()))?;
+    let host = Path::new("/etc/apt/sources.list.d");
+    if let Ok(listing) = fs::read_dir(host) {
+        for entry in listing.filter_map(|entry| entry.ok()) {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|ext| ext == "list" || ext == "sources")
+            {
+                let link = parts.join(entry.file_name());
+                std::os::unix::fs::symlink(&path, &link)
+                    .with_context(|| format!("unable to link {}", link.display()))?;
+            }
+        }
+    }
+    let codename = crate::host::apt::host_codename()
+        .context("unable to read the host's release codename from /etc/os-release")?;
+    let entries = crate::host::apt::host_entries()?;
+    let mut text = String::new();
+    if !extra.components.is_empty() {
+        text.push_str(&crate::host::apt::extra_sources(
+            &entries,
+            &codename,
+            "deb",
+            &extra.components,
+        ));
+    }
+    if extra.sources {
+        let mut components = vec!["main".to_string()];
+        components.extend(extra.components.iter().cloned());
+        text.push_str(&crate::host::apt::extra_sources(
+            &entries,
+            &codename,
+            "deb-src",
+            &components,
+        ));
+    }
+    if !text.contains("URIs:") {
+        bail!(
+            "the host's apt sources have no entry for its own release ({codename}) to add {:?} to",
+            extra
+        );
+    }
+    let file = parts.join("kiln-extra.sources");
+    fs::write(&file, text).with_context(|| format!("unable to write {}", file.display()))?;
+    Ok(parts)
 }
 
 /// Index of the .debs in a directory, for `--offline`: package name → (stanza, path).
@@ -635,7 +782,13 @@ pub struct Roots {
 
 impl Roots {
     pub fn of(board: &crate::config::Board) -> Roots {
-        let mut boot_files = Vec::new();
+        // The firmware chains' packages (systemd-boot-efi, the Pi firmware, a U-Boot).
+        let mut boot_files: Vec<String> = board
+            .boot
+            .iter()
+            .flat_map(|boot| boot.packages())
+            .map(|(package, _)| package)
+            .collect();
         for partition in board.image.iter().flat_map(|image| &image.partitions) {
             for source in &partition.files {
                 if let crate::config::image::FileSource::Package { package, .. } = source {
@@ -653,11 +806,16 @@ impl Roots {
     }
 }
 
-fn source_for(arch: Arch, offline: Option<&Path>, refresh: bool) -> Result<Source> {
+fn source_for(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    refresh: bool,
+) -> Result<Source> {
+    let arch = board.arch;
     Ok(match offline {
         Some(dir) => Source::Offline(offline_index(dir, arch)?),
         None => {
-            let apt = Apt::new(&cache_dir(), arch)?;
+            let apt = Apt::with_extra(&cache_dir(), arch, &Extra::of(board))?;
             apt.update(refresh)?;
             Source::Apt(apt)
         }
@@ -682,7 +840,7 @@ pub fn resolve_board(
         .iter()
         .map(|(name, entry)| (name.clone(), entry.why.clone()))
         .collect();
-    let source = source_for(board.arch, offline, refresh)?;
+    let source = source_for(board, offline, refresh)?;
     if let Source::Offline(index) = &source {
         for (name, want) in &why {
             let Some((stanza, path)) = index.get(name) else {
@@ -732,7 +890,7 @@ pub fn resolve_fresh(
         exclude,
         kernel,
     } = Roots::of(board);
-    let source = source_for(board.arch, offline, refresh)?;
+    let source = source_for(board, offline, refresh)?;
     // The resolution is remembered until apt's lists change: each apt-cache call loads
     // the whole cache (about half a second), and a warm build should not pay for it.
     let memo = match &source {
@@ -779,9 +937,9 @@ pub fn resolve_fresh(
         }
         Ok(found)
     };
-    add(closure(&boot_files, &exclude, &mut alone)?, &|_| {
-        Role::BootFiles
-    });
+    let boot_packages =
+        closure(&boot_files, &exclude, &mut alone).map_err(|err| boot_file_missing(board, err))?;
+    add(boot_packages, &|_| Role::BootFiles);
     if let Some(kernel) = kernel {
         let mut kernel_only = |names: &[String]| -> Result<BTreeMap<String, Stanza>> {
             let mut found = lookup(names)?;
@@ -808,6 +966,25 @@ pub fn resolve_fresh(
     Ok(Fetched { debs, why })
 }
 
+/// A boot-file package apt does not have is the board's mistake: name its file and key.
+fn boot_file_missing(board: &crate::config::Board, err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<MissingPackage>() {
+        Ok(missing) => {
+            let key = board
+                .boot
+                .iter()
+                .flat_map(|boot| boot.packages())
+                .find(|(package, _)| *package == missing.package)
+                .map_or("[[image.partitions]] files", |(_, key)| key);
+            anyhow::Error::new(MissingPackage {
+                wanted_by: format!("{}: {key}", board.file.display()),
+                package: missing.package,
+            })
+        }
+        Err(err) => err,
+    }
+}
+
 /// The apt suite and component each package's version comes from (`bookworm/main`,
 /// from `apt-cache policy`), or `offline`.
 pub fn sources(
@@ -821,7 +998,7 @@ pub fn sources(
             .map(|name| (name.clone(), "offline".to_string()))
             .collect());
     }
-    let apt = Apt::new(&cache_dir(), board.arch)?;
+    let apt = Apt::with_extra(&cache_dir(), board.arch, &Extra::of(board))?;
     let mut args = vec!["policy"];
     args.extend(why.keys().map(String::as_str));
     let text = apt.run("apt-cache", &args, None)?;

@@ -58,7 +58,17 @@ const ENDINGS: [&str; 3] = [
     "reboot: Restarting system",
     "reboot: System halted",
 ];
-const PHASES: [(&str, &str); 4] = [
+const PHASES: [(&str, &str); 11] = [
+    ("U-Boot SPL 20", "U-Boot SPL"),
+    ("U-Boot 20", "U-Boot"),
+    ("SYSLINUX 6", "syslinux"),
+    ("BdsDxe: starting", "UEFI starts the loader"),
+    (
+        "Found /extlinux/extlinux.conf",
+        "U-Boot found extlinux.conf",
+    ),
+    ("Starting kernel ...", "kernel loaded (U-Boot)"),
+    ("EFI stub: ", "kernel loaded (EFI stub)"),
     ("Run /init as init process", "kernel runs /init"),
     ("s6-linux-init: stage 1", "stage 1 (before s6-svscan)"),
     ("rc.init: stage 2 done", "stage 2 done"),

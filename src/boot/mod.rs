@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::archive::{Compression, Container, Format};
+use crate::config::boot::Firmware;
 use crate::config::{Board, KernelSource};
 use crate::error::Verdict;
 use crate::host::tool;
@@ -54,6 +55,10 @@ pub struct Request {
     pub image: Option<PathBuf>,
     /// Build the board's card image and boot it.
     pub disk: bool,
+    /// Boot a card with -kernel, not through the firmware.
+    pub direct: bool,
+    /// The `[boot] firmware` chain to boot a card through, by name.
+    pub firmware: Option<String>,
     pub kernel: Option<PathBuf>,
     pub dtb: Option<PathBuf>,
     pub append: Option<String>,
@@ -124,11 +129,23 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
         (None, Some(_)) => out_dir.join("then"),
         (None, None) => out_dir.clone(),
     };
-    let additions = match (request.check, &then) {
+    let card_given = request
+        .image
+        .as_ref()
+        .is_some_and(|image| crate::image::table::is_disk_image(image));
+    let chain = chain(board, request, card_given || request.disk)?;
+    let mut additions = match (request.check, &then) {
         (Some(_), _) => probe::additions(board)?,
         (None, Some(_)) => then::additions(),
         (None, None) => Additions::default(),
     };
+    // A card carries its command line, the probe's action too: the firmware reads it
+    // from there, and --direct boots the same cmdline.txt.
+    if let (Some(action), true) = (request.check, request.disk) {
+        additions
+            .cmdline
+            .push(format!("KILN_PROBE_ACTION={}", action.name()));
+    }
     let mut text = String::new();
     let mut expected_probe = None;
     let mut debs = None;
@@ -178,17 +195,20 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
     };
     let mut append = request.append.clone();
     let mut expect = request.expect.clone();
-    if let Some(action) = request.check {
+    if let Some(action) = request.check.filter(|_| disk.is_none()) {
         let words = format!("KILN_PROBE_ACTION={}", action.name());
         append = Some(match append {
             Some(more) => format!("{more} {words}"),
             None => words,
         });
+    }
+    if request.check.is_some() {
         expect.push("PROBE done".to_string());
     }
-    let card = match &disk {
-        Some(disk) => Some(card::from_card(board, disk, &out_dir)?),
-        None => None,
+    let card = match (&disk, chain) {
+        (Some(disk), Some(Firmware::Pi)) => Some(card::from_pi_card(board, disk, &out_dir)?),
+        (Some(disk), _) => Some(card::from_card(board, disk, &out_dir)?),
+        (None, _) => None,
     };
     let (kernel, dtb) = pick_kernel(board, request, card.as_ref(), debs, &out_dir)?;
     let program = qemu::binary(board.arch);
@@ -213,7 +233,18 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
         &artifacts.kernel,
         &crate::fetch::cache_dir(),
     );
-    let mut argv = qemu::command(board, &artifacts, append.as_deref(), accel.name());
+    let mut argv = match chain {
+        // QEMU stands in for the GPU firmware: what config.txt names, with -kernel.
+        Some(Firmware::Pi) => qemu::command(board, &artifacts, None, accel.name()),
+        Some(firmware) => {
+            if let Some((file, package)) = qemu::machine_firmware(board, firmware) {
+                tool::data_file(file, package)?;
+            }
+            let card = disk.as_ref().context("a firmware boot boots a card")?;
+            qemu::firmware_command(board, card, firmware, accel.name())
+        }
+        None => qemu::command(board, &artifacts, append.as_deref(), accel.name()),
+    };
     if request.net {
         let nic = board.qemu.nic.as_deref().unwrap_or_default();
         qemu::add_network(&mut argv, nic, &forwards);
@@ -229,11 +260,18 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
     }
     eprint!("{text}");
     text.clear();
+    let how = match chain {
+        Some(Firmware::Pi) => "through its pi firmware (QEMU emulates the GPU firmware stage: it loads the kernel, initramfs, device tree and command line the card's config.txt names)".to_string(),
+        Some(firmware) => format!("through its {} firmware", firmware.name()),
+        None if disk.is_some() => "directly (-kernel from the card)".to_string(),
+        None => "directly (-kernel)".to_string(),
+    };
     eprintln!(
-        "kiln: booting {} with {program} (accel {}: {why})",
+        "kiln: booting {} {how} with {program} (accel {}: {why})",
         board.name,
         accel.name()
     );
+    eprintln!("kiln: qemu: {}", tool::shell_quoted(&argv));
     if request.interactive {
         let mut child = std::process::Command::new(&argv[0])
             .args(&argv[1..])
@@ -269,6 +307,57 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
     };
     let outcome = console::run(&argv, &log, &expectations, true)?;
     Ok(report(&outcome, expected_probe.as_deref(), &argv, &log))
+}
+
+/// Which firmware chain boots the card, or `None` for a direct (-kernel) boot: a card
+/// boots through the board's first `[boot] firmware` unless `--direct` or `--firmware`
+/// says otherwise, and a board without one boots directly.
+fn chain(board: &Board, request: &Request, card: bool) -> Result<Option<Firmware>> {
+    let usage = |message: String| Err(crate::error::input(message));
+    if !card || request.direct {
+        if let Some(name) = &request.firmware {
+            return usage(format!(
+                "--firmware {name}: only a card boots through firmware (note: give --image CARD or --disk)"
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(boot) = &board.boot else {
+        if let Some(name) = &request.firmware {
+            return usage(format!(
+                "--firmware {name}: {} names no [boot] firmware",
+                board.file.display()
+            ));
+        }
+        return Ok(None);
+    };
+    let firmware = match &request.firmware {
+        None => boot.firmware[0],
+        Some(name) => match Firmware::from_name(name).filter(|one| boot.has(*one)) {
+            Some(firmware) => firmware,
+            None => {
+                let names: Vec<&str> = boot.firmware.iter().map(|one| one.name()).collect();
+                return usage(format!(
+                    "--firmware {name}: {} boots through {} (its [boot] firmware)",
+                    board.file.display(),
+                    names.join(" or ")
+                ));
+            }
+        },
+    };
+    for (option, given) in [
+        ("--kernel", request.kernel.is_some()),
+        ("--dtb", request.dtb.is_some()),
+        ("--append", request.append.is_some()),
+    ] {
+        if given {
+            return usage(format!(
+                "{option}: the {} firmware reads the kernel, dtb and command line from the card (note: add --direct to boot with -kernel)",
+                firmware.name()
+            ));
+        }
+    }
+    Ok(Some(firmware))
 }
 
 /// The kernel and dtb: given, from the card, the board's file, or its package.

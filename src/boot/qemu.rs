@@ -2,11 +2,10 @@
 //! per board in `tests/data/qemu/`.
 
 use std::ffi::OsString;
-#[cfg(test)]
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
+use crate::config::boot::Firmware;
 use crate::config::{Board, Drive};
 
 /// What QEMU boots.
@@ -38,25 +37,7 @@ pub fn command(
     append: Option<&str>,
     accel: &str,
 ) -> Vec<OsString> {
-    let mut argv: Vec<OsString> = vec![binary(board.arch).into()];
-    let mut push = |items: &[&str]| argv.extend(items.iter().map(OsString::from));
-    push(&["-M", &board.qemu.machine]);
-    if let Some(cpu) = &board.qemu.cpu {
-        push(&["-cpu", cpu]);
-    }
-    push(&[
-        "-m",
-        &board.qemu.memory,
-        "-nographic",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ]);
-    if !board.qemu.extra.iter().any(|arg| arg == "-accel") {
-        push(&["-accel", accel]);
-    }
-    let extra: Vec<&str> = board.qemu.extra.iter().map(String::as_str).collect();
-    push(&extra);
+    let mut argv = machine(board, accel);
     argv.push("-kernel".into());
     argv.push(artifacts.kernel.clone().into());
     if let Some(initrd) = &artifacts.initrd {
@@ -68,11 +49,7 @@ pub fn command(
         argv.push(dtb.clone().into());
     }
     if let Some((disk, drive)) = &artifacts.disk {
-        // QEMU's option syntax doubles a comma inside a value.
-        let file = disk.display().to_string().replace(',', ",,");
-        let interface = drive.name();
-        argv.push("-drive".into());
-        argv.push(format!("file={file},if={interface},format=raw").into());
+        argv.extend(drive_args(disk, *drive));
     }
     let mut cmdline = artifacts
         .cmdline
@@ -93,6 +70,88 @@ pub fn command(
     argv
 }
 
+/// The machine firmware QEMU runs for a chain, when it is not the card's own or QEMU's
+/// default (SeaBIOS): a file of a Debian host package (`ci/install-qemu` installs them).
+pub fn machine_firmware(board: &Board, firmware: Firmware) -> Option<(&'static str, &'static str)> {
+    match (firmware, board.arch) {
+        (Firmware::Uefi, Arch::X86_64) => Some(("/usr/share/ovmf/OVMF.fd", "ovmf")),
+        (Firmware::Uefi, Arch::Aarch64) => Some((
+            "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+            "qemu-efi-aarch64",
+        )),
+        // U-Boot on the card is the board's (its boot ROM loads it); else it is the
+        // virt machine's firmware.
+        (Firmware::UBoot, arch) if uboot_on_card(board).is_none() => match arch {
+            Arch::Armv7 => Some(("/usr/lib/u-boot/qemu_arm/u-boot.bin", "u-boot-qemu")),
+            Arch::Aarch64 => Some(("/usr/lib/u-boot/qemu_arm64/u-boot.bin", "u-boot-qemu")),
+            Arch::X86_64 => None,
+        },
+        _ => None,
+    }
+}
+
+fn uboot_on_card(board: &Board) -> Option<u64> {
+    board
+        .boot
+        .as_ref()
+        .and_then(|boot| boot.uboot.card.as_ref())
+        .map(|card| card.offset)
+}
+
+/// The QEMU command line of a boot through the firmware: the machine, its firmware
+/// (`-bios`) where the chain needs one, and the card; no -kernel, -initrd, -dtb or
+/// -append, because the firmware reads all of it from the card.
+pub fn firmware_command(
+    board: &Board,
+    card: &Path,
+    firmware: Firmware,
+    accel: &str,
+) -> Vec<OsString> {
+    let mut argv = machine(board, accel);
+    if let Some((file, _)) = machine_firmware(board, firmware) {
+        argv.push("-bios".into());
+        argv.push(file.into());
+    }
+    argv.extend(drive_args(card, board.qemu.drive));
+    argv
+}
+
+/// The machine: -M, -cpu, -m, serial console on stdio, no reboot (so a reboot or a
+/// panic with `panic=-1` ends QEMU), no default NIC, the accelerator, the board's extras.
+fn machine(board: &Board, accel: &str) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![binary(board.arch).into()];
+    let mut push = |items: &[&str]| argv.extend(items.iter().map(OsString::from));
+    push(&["-M", &board.qemu.machine]);
+    if let Some(cpu) = &board.qemu.cpu {
+        push(&["-cpu", cpu]);
+    }
+    push(&[
+        "-m",
+        &board.qemu.memory,
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
+    if !board.qemu.extra.iter().any(|arg| arg == "-accel") {
+        push(&["-accel", accel]);
+    }
+    let extra: Vec<&str> = board.qemu.extra.iter().map(String::as_str).collect();
+    push(&extra);
+    argv
+}
+
+/// A card or disk image as the board's drive.
+fn drive_args(disk: &Path, drive: Drive) -> [OsString; 2] {
+    // QEMU's option syntax doubles a comma inside a value.
+    let file = disk.display().to_string().replace(',', ",,");
+    let interface = drive.name();
+    [
+        "-drive".into(),
+        format!("file={file},if={interface},format=raw").into(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +166,7 @@ mod tests {
             "qemu-armv7",
             "raspberrypi3-64",
             "orangepi-pc",
+            "cubieboard",
         ] {
             let board = Board::load(&root.join(format!("board-configs/{name}.toml"))).unwrap();
             let mut artifacts = Artifacts {
@@ -131,6 +191,26 @@ mod tests {
             artifacts.disk = Some((PathBuf::from("out/a,b.img"), board.qemu.drive));
             expect_test::expect_file![root.join(format!("tests/data/qemu/{name}.disk.args"))]
                 .assert_eq(&text(&artifacts));
+            // Booting the card through each firmware chain it carries.
+            // (The Pi's GPU stage is emulated with -kernel: the disk.args form.)
+            for firmware in board
+                .boot
+                .iter()
+                .flat_map(|boot| &boot.firmware)
+                .filter(|firmware| **firmware != Firmware::Pi)
+            {
+                let argv = firmware_command(&board, Path::new("out/a,b.img"), *firmware, "tcg");
+                let text = argv
+                    .iter()
+                    .map(|arg| arg.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n";
+                expect_test::expect_file![
+                    root.join(format!("tests/data/qemu/{name}.{}.args", firmware.name()))
+                ]
+                .assert_eq(&text);
+            }
         }
     }
 }

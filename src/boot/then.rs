@@ -23,5 +23,6 @@ pub fn additions() -> Additions {
             (path("etc/s6/services/kiln-then/run"), run),
             (path("etc/kiln/then-poweroff"), poweroff.to_string()),
         ],
+        cmdline: Vec::new(),
     }
 }

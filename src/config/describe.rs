@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::boot::UBootSource;
 use super::{Board, Drive, KernelSource};
 
 impl Board {
@@ -201,6 +202,36 @@ impl Board {
                             )
                         }
                     ),
+                );
+            }
+        }
+        if let Some(boot) = &self.boot {
+            let names: Vec<&str> = boot.firmware.iter().map(|one| one.name()).collect();
+            line("firmware", names.join(" "));
+            if let Some(card) = &boot.uboot.card {
+                let source = match &card.source {
+                    UBootSource::Package { package, path } => format!("{package}:{path}"),
+                    UBootSource::Host(path) => path.display().to_string(),
+                    UBootSource::Build {
+                        defconfig,
+                        binary,
+                        fragment,
+                    } => format!(
+                        "{binary} built with {defconfig}{}",
+                        fragment
+                            .as_ref()
+                            .map_or(String::new(), |path| format!(" + {}", path.display()))
+                    ),
+                };
+                line("  u-boot", format!("at byte {}: {source}", card.offset));
+            }
+            if let Some(window) = boot.uboot.kernel_window {
+                line("  kernel window", format!("{}M", window >> 20));
+            }
+            if boot.has(super::boot::Firmware::Pi) {
+                line(
+                    "  pi firmware",
+                    format!("{}: {}", boot.pi.package, list(&boot.pi.files)),
                 );
             }
         }

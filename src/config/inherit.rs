@@ -83,8 +83,8 @@ fn find_nul(table: &toml::Table, prefix: &str) -> Option<String> {
 
 /// Resolves the file's relative paths against its directory, in place: `[kernel] path`,
 /// `[[overlays]] source`, `devices`, `[services.NAME] dir`, a `[[users]]
-/// authorized_keys` file and the host paths of
-/// `[[image.partitions]] files` (not the `PACKAGE:GLOB` ones).
+/// authorized_keys` file and the host paths of `[[image.partitions]] files` and
+/// `[boot.uboot] file` (not the `PACKAGE:...` ones), and `[boot.uboot] fragment`.
 fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
     let join = |value: &mut toml::Value| -> Result<(), String> {
         if let toml::Value::String(text) = value {
@@ -140,6 +140,23 @@ fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
         if let toml::Value::Table(overlay) = overlay {
             if let Some(source) = overlay.get_mut("source") {
                 join(source)?;
+            }
+        }
+    }
+    if let Some(toml::Value::Table(boot)) = table.get_mut("boot") {
+        if let Some(toml::Value::Table(uboot)) = boot.get_mut("uboot") {
+            if let Some(fragment) = uboot.get_mut("fragment") {
+                join(fragment)?;
+            }
+            if let Some(file) = uboot.get_mut("file") {
+                let is_package = matches!(
+                    file,
+                    toml::Value::String(text)
+                        if text.split_once(':').is_some_and(|(package, _)| !package.contains('/'))
+                );
+                if !is_package {
+                    join(file)?;
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //! file that declared them, a parent's against the parent's directory.
 
 pub mod accounts;
+pub mod boot;
 pub mod describe;
 pub mod image;
 pub mod inherit;
@@ -63,6 +64,8 @@ pub struct Board {
     /// `[check] allow_dangling`: image paths whose problems the build lets through, with
     /// the board's reason.
     pub allow_dangling: BTreeMap<ArchivePath, String>,
+    /// How the firmware finds the system on the card.
+    pub boot: Option<boot::BootSpec>,
 }
 
 /// Where the kernel comes from, and how it boots.
@@ -140,6 +143,8 @@ pub struct Packages {
     pub exclude: Vec<String>,
     /// Packages of which only these paths (globs) are taken.
     pub select: BTreeMap<String, Vec<String>>,
+    /// Archive components added to the host's own mirrors (`non-free-firmware`).
+    pub components: Vec<String>,
 }
 
 /// A host directory copied into the image with declared metadata.
@@ -226,7 +231,23 @@ impl Board {
             include: packages.include.unwrap_or_default(),
             exclude: packages.exclude.unwrap_or_default(),
             select: packages.select.unwrap_or_default(),
+            components: packages.components.unwrap_or_default(),
         };
+        for component in &packages.components {
+            let ok = !component.is_empty()
+                && component.len() <= 32
+                && component
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok || component == "main" {
+                return Err(error(problem(
+                    "[packages] components",
+                    format!(
+                        "{component:?}: an archive component besides main, e.g. \"non-free-firmware\""
+                    ),
+                )));
+            }
+        }
         let mut names: Vec<(&str, &str)> = Vec::new();
         names.extend(
             packages
@@ -363,6 +384,12 @@ impl Board {
                 }
             }
         }
+        let boot = raw
+            .boot
+            .map(|raw| boot::validate(raw, arch, &qemu.machine, image.as_ref()))
+            .transpose()
+            .map_err(error)?
+            .flatten();
         if kernel.package().is_none() {
             let needs = if !kernel.modules.is_empty() {
                 Some("[kernel] modules")
@@ -410,6 +437,7 @@ impl Board {
             formats,
             image,
             allow_dangling,
+            boot,
         })
     }
 

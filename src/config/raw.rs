@@ -46,6 +46,8 @@ pub struct RawBoard {
     pub image: Option<RawImage>,
     /// What the whole-image check may let through.
     pub check: Option<RawCheck>,
+    /// How the board's firmware finds the system on the card.
+    pub boot: Option<RawBoot>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +142,9 @@ pub struct RawPackages {
     pub exclude: Option<Vec<String>>,
     /// Packages of which only these paths are taken; libraries follow by ELF closure.
     pub select: Option<BTreeMap<String, Vec<String>>>,
+    /// Archive components kiln's apt state adds for the host's own mirrors, e.g.
+    /// `["non-free-firmware"]`.
+    pub components: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,4 +322,48 @@ pub struct RawPartition {
     /// Extra files for a boot partition: host paths relative to this file (a directory is
     /// copied with its contents), or `PACKAGE:GLOB` for files of a fetched package.
     pub files: Option<Vec<String>>,
+}
+
+/// How the board's firmware finds the system: what `kiln image` writes for it and what
+/// `kiln boot --image` runs as the machine's firmware.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBoot {
+    /// The firmware chains the card carries, the first one booted by default: `bios`
+    /// (syslinux), `uefi` (systemd-boot), `u-boot` (extlinux.conf) or `pi` (the Pi's GPU
+    /// firmware, config.txt).
+    pub firmware: Option<Vec<String>>,
+    /// Where U-Boot comes from when it lives on the card.
+    pub uboot: Option<RawUBoot>,
+    /// The Raspberry Pi firmware's files and config.txt.
+    pub pi: Option<RawPi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUBoot {
+    /// The card's byte where the SoC's boot ROM looks for U-Boot (SPL), e.g. 8192; MBR only.
+    pub offset: Option<u64>,
+    /// A prebuilt binary: `PACKAGE:PATH` of a fetched package, or a host file.
+    pub file: Option<String>,
+    /// Build Debian's u-boot source with this defconfig, e.g. `orangepi_pc_defconfig`.
+    pub defconfig: Option<String>,
+    /// The build's output written to the card, e.g. `u-boot-sunxi-with-spl.bin`.
+    pub binary: Option<String>,
+    /// A Kconfig fragment (host file) applied over the defconfig, e.g. `CONFIG_BOOTDELAY=0`.
+    pub fragment: Option<String>,
+    /// The largest kernel U-Boot's load window holds (kernel_addr_r up to the next
+    /// address U-Boot loads to), e.g. `16M`.
+    pub kernel_window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPi {
+    /// The package with the GPU firmware (default `raspi-firmware`).
+    pub package: Option<String>,
+    /// Firmware files taken from it, by path inside the package.
+    pub files: Option<Vec<String>>,
+    /// Extra config.txt lines, after kiln's own.
+    pub config: Option<Vec<String>>,
 }

@@ -44,6 +44,16 @@ impl Drop for Dir {
 /// The smallest valid board, for the bad cases to break one thing each.
 const MINIMAL: &str = "arch = \"x86_64\"\n[qemu]\nmachine = \"q35\"\nconsole = \"ttyS0\"\n";
 
+/// The smallest board with a card: a boot and a root partition.
+const X86_CARD: &str = "arch = \"x86_64\"\n[kernel]\npackage = \"linux-image-amd64\"\n[qemu]\nmachine = \"q35\"\nconsole = \"ttyS0\"\n[image]\n[[image.partitions]]\nlabel = \"BOOT\"\nfilesystem = \"fat32\"\ncontents = \"boot\"\nsize = \"64M\"\n[[image.partitions]]\nfilesystem = \"ext4\"\ncontents = \"root\"\n";
+
+/// An Orange Pi-like armv7 card with this partition table, then `more`.
+fn arm_card(table: &str, more: &str) -> String {
+    format!(
+        "arch = \"armv7\"\n[kernel]\npackage = \"linux-image-armmp\"\n[qemu]\nmachine = \"orangepi-pc\"\nconsole = \"ttyS0\"\n[image]\ntable = \"{table}\"\n[[image.partitions]]\nlabel = \"BOOT\"\nfilesystem = \"fat32\"\ncontents = \"boot\"\nsize = \"64M\"\n[[image.partitions]]\nfilesystem = \"ext4\"\ncontents = \"root\"\n{more}"
+    )
+}
+
 /// Every shipped board loads and validates (a repository check).
 #[test]
 fn every_shipped_board_is_valid() {
@@ -59,6 +69,7 @@ fn every_shipped_board_is_valid() {
     assert_eq!(
         names,
         vec![
+            "cubieboard armv7",
             "orangepi-pc armv7",
             "orangepi-pc-net armv7",
             "qemu-aarch64 aarch64",
@@ -390,6 +401,73 @@ fn bad_boards_are_refused_naming_file_and_key() {
             "DIR/b.toml: [[image.partitions]] BOOT files: DIR/missing.txt does not exist",
         ),
         (
+            format!("{X86_CARD}[boot]\nfirmware = [\"coreboot\"]\n"),
+            "DIR/b.toml: [boot] firmware: unknown firmware \"coreboot\": one of bios, uefi, u-boot, pi",
+        ),
+        (
+            format!("{X86_CARD}[boot]\nfirmware = [\"bios\", \"bios\"]\n"),
+            "DIR/b.toml: [boot] firmware: \"bios\" is named twice",
+        ),
+        (
+            format!("{X86_CARD}[boot]\nfirmware = [\"u-boot\"]\n"),
+            "DIR/b.toml: [boot] firmware: \"u-boot\" does not fit a x86_64 board",
+        ),
+        (
+            format!("{MINIMAL}[boot]\nfirmware = [\"bios\"]\n"),
+            "DIR/b.toml: [boot] firmware: the firmware reads the card's boot partition",
+        ),
+        (
+            format!("{X86_CARD}[boot]\nfirmware = [\"bios\"]\n[boot.pi]\n"),
+            "DIR/b.toml: [boot.pi]: given, but [boot] firmware does not name \"pi\"",
+        ),
+        (
+            arm_card("mbr", "[boot]\nfirmware = [\"bios\"]\n"),
+            "DIR/b.toml: [boot] firmware: \"bios\" does not fit a armv7 board",
+        ),
+        (
+            arm_card("mbr", "[boot]\nfirmware = [\"u-boot\"]\n"),
+            "DIR/b.toml: [boot.uboot]: missing: on the orangepi-pc machine U-Boot lives on the card",
+        ),
+        (
+            arm_card(
+                "gpt",
+                "[boot]\nfirmware = [\"u-boot\"]\n[boot.uboot]\noffset = 8192\nfile = \"u-boot-sunxi:usr/lib/u-boot/x/u-boot-sunxi-with-spl.bin\"\n",
+            ),
+            "DIR/b.toml: [boot.uboot] offset: 8192: a GPT's header and entries fill bytes 512 to 17407",
+        ),
+        (
+            arm_card(
+                "mbr",
+                "[boot]\nfirmware = [\"u-boot\"]\n[boot.uboot]\noffset = 8192\ndefconfig = \"orangepi pc\"\n",
+            ),
+            "DIR/b.toml: [boot.uboot] defconfig: \"orangepi pc\": a file name of U-Boot's configs/",
+        ),
+        (
+            arm_card(
+                "mbr",
+                "[boot]\nfirmware = [\"u-boot\"]\n[boot.uboot]\noffset = 8192\ndefconfig = \"a_defconfig\"\nfile = \"x.bin\"\n",
+            ),
+            "DIR/b.toml: [boot.uboot]: give file or defconfig, not both",
+        ),
+        (
+            arm_card(
+                "mbr",
+                "[boot]\nfirmware = [\"u-boot\"]\n[boot.uboot]\noffset = 2097152\ndefconfig = \"a_defconfig\"\n",
+            ),
+            "DIR/b.toml: [boot.uboot] offset: 2097152: at or past the first partition's start (1048576)",
+        ),
+        (
+            arm_card(
+                "mbr",
+                "[boot]\nfirmware = [\"u-boot\"]\n[boot.uboot]\noffset = 8192\ndefconfig = \"a_defconfig\"\nkernel_window = \"big\"\n",
+            ),
+            "DIR/b.toml: [boot.uboot] kernel_window: \"big\" is not a size",
+        ),
+        (
+            format!("{MINIMAL}[packages]\ncomponents = [\"main\"]\n"),
+            "DIR/b.toml: [packages] components: \"main\": an archive component besides main",
+        ),
+        (
             "inherit = \"b.toml\"\n".to_string(),
             "DIR/b.toml: inherit chain is longer than 8 files (a loop?)",
         ),
@@ -453,7 +531,11 @@ fn inherit_merges_tables() {
     );
     assert_eq!(board.init.execline_bindir, parent.init.execline_bindir);
     assert_eq!(board.log_ids, (70, 70));
-    assert_eq!(board.packages, parent.packages);
+    // [packages] merges too: the child adds components, the parent's lists stay.
+    assert_eq!(board.packages.include, parent.packages.include);
+    assert_eq!(board.packages.select, parent.packages.select);
+    assert_eq!(board.packages.components, ["non-free-firmware"]);
+    assert!(parent.packages.components.is_empty());
 }
 
 /// A parent in another directory keeps its own relative paths (they used to resolve

@@ -6,6 +6,7 @@
 //! whose console `boot::console` watches) through `tool`; `signals` takes SIGINT,
 //! SIGTERM and SIGHUP so `temp` can clean up.
 
+pub mod apt;
 pub mod input;
 pub mod progress;
 pub mod signals;

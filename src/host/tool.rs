@@ -82,7 +82,7 @@ pub fn run(command: &mut Command, input: Option<&str>) -> Result<Ran> {
 }
 
 /// The host tools kiln drives, each with the Debian package that has it.
-const TOOLS: [(&str, &str); 13] = [
+const TOOLS: [(&str, &str); 14] = [
     ("sfdisk", "fdisk"),
     ("mke2fs", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
@@ -96,6 +96,7 @@ const TOOLS: [(&str, &str); 13] = [
     ("qemu-system-aarch64", "qemu-system-arm"),
     ("qemu-system-arm", "qemu-system-arm"),
     ("cpio", "cpio"),
+    ("syslinux", "syslinux"),
 ];
 
 /// Finds a tool on PATH or in the sbin directories a non-root PATH often lacks.
@@ -116,6 +117,18 @@ pub fn find(name: &str) -> Result<PathBuf> {
         .map_or("it", |(_, package)| package);
     bail!(
         "{name} is not installed\nnote: apt-get install --no-install-recommends {package} (ci/install-packages and ci/install-qemu install every tool kiln uses)"
+    )
+}
+
+/// A data file of a host package (firmware, boot code), or what to install for it.
+pub fn data_file(path: &str, package: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        return Ok(path);
+    }
+    bail!(
+        "{} is missing\nnote: apt-get install --no-install-recommends {package} (ci/install-packages and ci/install-qemu install every file kiln uses)",
+        path.display()
     )
 }
 

@@ -11,11 +11,13 @@
 //! unprivileged, and takes fixed UUIDs, hash seeds and timestamps, which is all
 //! determinism needs. The layout arithmetic is kiln's own (`config::image::layout`).
 
+pub mod bootloader;
 pub mod ext4;
 pub mod fat;
 pub mod kernel;
 pub mod stage0;
 pub mod table;
+pub mod uboot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub struct Made {
     pub rootfs: Rootfs,
     /// Files of the boot partition, by name.
     pub boot_files: Vec<String>,
+    /// Bytes written outside the partitions: (offset, size, what).
+    pub raw: Vec<(u64, u64, String)>,
     pub timings: Vec<(String, f64)>,
 }
 
@@ -74,6 +78,7 @@ pub fn make(
     let scratch_dir = ScratchDir::create(&out_dir, "boot")?;
     let scratch = scratch_dir.path.as_path();
     let mut boot = Vec::new();
+    let mut chains = bootloader::Chains::default();
     if let Some(partition) = spec.boot() {
         let deb = crate::fetch::kernel_deb(&rootfs.debs).ok_or_else(|| {
             crate::error::input(format!(
@@ -95,24 +100,32 @@ pub fn make(
             &options,
         )?;
         boot.push(("initrd.img".to_string(), initrd));
+        let line = bootloader::cmdline(board, spec, &additions.cmdline);
         let cmdline = scratch.join("cmdline.txt");
-        std::fs::write(
-            &cmdline,
-            format!(
-                "{} root=LABEL={} rootfstype=ext4 rootwait rw\n",
-                board.kernel.cmdline,
-                spec.root().label
-            ),
-        )
-        .with_context(|| format!("unable to write {}", cmdline.display()))?;
+        std::fs::write(&cmdline, format!("{line}\n"))
+            .with_context(|| format!("unable to write {}", cmdline.display()))?;
         boot.push(("cmdline.txt".to_string(), cmdline));
         for source in &partition.files {
             boot_files(source, &rootfs.debs, scratch, &mut boot)?;
         }
         timings.push(("kernel, stage 0".to_string(), clock.elapsed().as_secs_f64()));
+        if let Some(spec) = &board.boot {
+            let clock = Instant::now();
+            let kernel = boot[0].1.clone();
+            let sources = bootloader::Sources {
+                cmdline: &line,
+                kernel: &kernel,
+                debs: &rootfs.debs,
+                scratch,
+                mtime: options.mtime,
+            };
+            chains = bootloader::add(board, spec, &sources, &mut boot)?;
+            timings.push(("boot loaders".to_string(), clock.elapsed().as_secs_f64()));
+        }
     }
     let input = Input {
-        board: &board.name,
+        board,
+        chains: &chains,
         spec,
         drive: board.qemu.drive,
         root: &rootfs.tree,
@@ -122,12 +135,20 @@ pub fn make(
     let written =
         write(&input, output).with_context(|| format!("unable to write {}", output.display()))?;
     timings.extend(written.timings.iter().cloned());
+    let mut raw = Vec::new();
+    for write in &chains.raw {
+        let size = std::fs::metadata(&write.file)
+            .with_context(|| format!("unable to stat {}", write.file.display()))?
+            .len();
+        raw.push((write.offset, size, write.what.clone()));
+    }
     Ok(Made {
         output: output.to_path_buf(),
         size: written.size,
         extents: written.extents,
         rootfs,
         boot_files: boot.into_iter().map(|(name, _)| name).collect(),
+        raw,
         timings,
     })
 }
@@ -161,6 +182,13 @@ impl Made {
                 partition.label
             ));
         }
+        for (offset, size, what) in &self.raw {
+            text.push_str(&format!("  raw: {size} bytes at byte {offset}: {what}\n"));
+        }
+        if let Some(boot) = &board.boot {
+            let names: Vec<&str> = boot.firmware.iter().map(|one| one.name()).collect();
+            text.push_str(&format!("  firmware chains: {}\n", names.join(", ")));
+        }
         text.push_str("phase                          seconds\n");
         for (phase, seconds) in &self.timings {
             text.push_str(&format!("{phase:<30} {seconds:>7.2}\n"));
@@ -171,7 +199,9 @@ impl Made {
 
 /// What goes into the image.
 struct Input<'a> {
-    pub board: &'a str,
+    pub board: &'a Board,
+    /// What the firmware chains write outside the filesystems.
+    pub chains: &'a bootloader::Chains,
     pub spec: &'a ImageSpec,
     pub drive: Drive,
     /// The root partition's tree.
@@ -224,12 +254,16 @@ fn write(input: &Input, dest: &Path) -> Result<Written> {
                 "never",
             ])
             .arg(&temp.path),
-        Some(&table::sfdisk_script(input.spec, &extents, input.board)),
+        Some(&table::sfdisk_script(
+            input.spec,
+            &extents,
+            &input.board.name,
+        )),
     )?;
     lap(&mut timings, "partition table");
     let empty = Tree::new();
     for (partition, extent) in input.spec.partitions.iter().zip(&extents) {
-        let uuid = table::stable_id(&format!("{} fs {}", input.board, partition.label));
+        let uuid = table::stable_id(&format!("{} fs {}", input.board.name, partition.label));
         match partition.filesystem {
             Filesystem::Ext4 => {
                 let tree = match partition.contents {
@@ -263,6 +297,27 @@ fn write(input: &Input, dest: &Path) -> Result<Written> {
                 .with_context(|| format!("partition {} (fat32)", partition.label))?;
                 lap(&mut timings, &format!("fat32 {}", partition.label));
             }
+        }
+    }
+    let boot_extent = input
+        .spec
+        .partitions
+        .iter()
+        .zip(&extents)
+        .find(|(partition, _)| partition.contents == Contents::Boot)
+        .map(|(_, extent)| *extent);
+    if let Some(boot_extent) = boot_extent {
+        bootloader::install(
+            input.board,
+            &temp.path,
+            &temp.file,
+            input.chains,
+            boot_extent,
+            extents[0].start,
+            input.mtime,
+        )?;
+        if !input.chains.raw.is_empty() || input.chains.syslinux {
+            lap(&mut timings, "boot code");
         }
     }
     temp.file

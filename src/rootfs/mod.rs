@@ -64,6 +64,8 @@ pub struct Additions {
     pub stage2: Option<Vec<u8>>,
     /// Executable files (image path, text) added last.
     pub files: Vec<(ArchivePath, String)>,
+    /// Words added to a card's kernel command line (every format the firmware reads).
+    pub cmdline: Vec<String>,
 }
 
 /// Fetches the board's packages and composes its tree.

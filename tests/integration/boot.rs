@@ -563,19 +563,22 @@ fn orangepi_pc_boots() {
 /// storage modules, finds the root by label on `device` and switch_roots; the probe then
 /// sees / on the ext4 partition with its own nodes and owners as built, and the VM powers
 /// itself off.
-fn card_boots(board: &str, device: &str) {
+///
+/// `args` are more `kiln boot` arguments (`--firmware`, `--direct`); `evidence`, console
+/// or kiln lines that show which firmware chain ran and how the VM ended.
+fn card_boots(board: &str, device: &str, args: &[&str], evidence: &[&str]) {
     let Some(_boots) = start() else { return };
-    let scratch = Scratch::new(&format!("boot-card-{board}"));
-    let result = boot(
-        &scratch.path,
-        &[
-            &shipped_board(board),
-            "--disk",
-            "--check",
-            "--timeout",
-            "240",
-        ],
-    );
+    let scratch = Scratch::new(&format!("boot-card-{board}{}", args.join("")));
+    let mut argv = vec![
+        shipped_board(board),
+        "--disk".to_string(),
+        "--check".to_string(),
+        "--timeout".to_string(),
+        "240".to_string(),
+    ];
+    argv.extend(args.iter().map(|arg| arg.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let result = boot(&scratch.path, &argv);
     assert_eq!(
         result.code,
         Some(0),
@@ -598,33 +601,184 @@ fn card_boots(board: &str, device: &str) {
         );
     }
     let handover = format!("kiln stage 0: root LABEL=rootfs is {device} (ext4, rw)");
-    for wanted in [handover.as_str(), "reboot: Power down"] {
+    for wanted in [handover.as_str()].iter().chain(evidence) {
+        // The console, or kiln's own lines (which say how it booted).
         assert!(
-            result.console.contains(wanted),
-            "{board}: no {wanted:?}:\n{}",
+            result.console.contains(wanted) || result.report.contains(wanted),
+            "{board}: no {wanted:?}:\n{}\n{}",
+            result.report,
             result.console
         );
+    }
+    // Through firmware, QEMU is given no kernel, initramfs, dtb or command line.
+    let qemu = result
+        .report
+        .lines()
+        .find(|line| line.starts_with("kiln: qemu: "))
+        .unwrap_or_else(|| panic!("{board}: no QEMU command in\n{}", result.report));
+    // The Pi's GPU stage is the one QEMU emulates, with -kernel (and says so).
+    let emulated = result
+        .report
+        .contains("QEMU emulates the GPU firmware stage");
+    if args.contains(&"--direct") || evidence.is_empty() || emulated {
+        assert!(qemu.contains(" -kernel "), "{board}: {qemu}");
+    } else {
+        for option in [" -kernel ", " -initrd ", " -dtb ", " -append "] {
+            assert!(!qemu.contains(option), "{board}: {qemu}");
+        }
     }
     eprintln!("{board} (card/disk):\n{}", result.report);
 }
 
-/// The Pi's SD card, aarch64.
+/// The Pi's SD card, aarch64, through its firmware: QEMU stands in for the GPU stage,
+/// booting what the card's config.txt names, after kiln checked the firmware's files.
 #[test]
 fn raspberrypi3_64_card_boots() {
-    card_boots("raspberrypi3-64", "/dev/mmcblk0p2");
+    card_boots(
+        "raspberrypi3-64",
+        "/dev/mmcblk0p2",
+        &[],
+        &[
+            "booting raspberrypi3-64 through its pi firmware",
+            "reboot: Power down",
+        ],
+    );
 }
 
 /// The Orange Pi's SD card, armv7: a 32-bit userland cannot stat a time past 2038, so bad
 /// inode times show.
 #[test]
 fn orangepi_pc_card_boots() {
-    card_boots("orangepi-pc", "/dev/mmcblk0p2");
+    card_boots(
+        "orangepi-pc",
+        "/dev/mmcblk0p2",
+        &[],
+        &[
+            "booting orangepi-pc through its u-boot firmware",
+            "U-Boot SPL 2023.01 (Jan 01 2000 - 00:00:00 +0000)",
+            "Model: Xunlong Orange Pi PC",
+            "Starting kernel ...",
+            // U-Boot's PSCI on the H3 has no SYSTEM_OFF: power-off halts (kiln then
+            // stops QEMU), as on the real board.
+            "reboot: System halted",
+        ],
+    );
 }
 
-/// The x86_64 disk, as virtio.
+/// The Cubieboard's SD card (issue 12's third real board, Allwinner A10, Cortex-A8, the
+/// non-LPAE kernel): its boot ROM runs the SPL of Debian's own u-boot-sunxi Cubieboard
+/// build from byte 8192. The A10 has no PSCI: power-off halts.
 #[test]
-fn qemu_x86_64_disk_boots() {
-    card_boots("qemu-x86_64", "/dev/vda2");
+fn cubieboard_card_boots() {
+    card_boots(
+        "cubieboard",
+        "/dev/mmcblk0p2",
+        &[],
+        &[
+            "booting cubieboard through its u-boot firmware",
+            "U-Boot SPL 2023.01",
+            "Model: Cubietech Cubieboard",
+            "Starting kernel ...",
+            "reboot: System halted",
+        ],
+    );
+}
+
+/// The x86_64 disk, as virtio, through its first firmware chain: SeaBIOS runs syslinux's
+/// MBR code, syslinux loads the kernel and initramfs named in syslinux.cfg.
+#[test]
+fn qemu_x86_64_card_boots_under_seabios() {
+    card_boots(
+        "qemu-x86_64",
+        "/dev/vda2",
+        &[],
+        &[
+            "booting qemu-x86_64 through its bios firmware",
+            "SYSLINUX 6",
+            "reboot: Power down",
+        ],
+    );
+}
+
+/// The same disk under OVMF: UEFI runs EFI/BOOT/BOOTX64.EFI (systemd-boot), which loads
+/// the loader entry's kernel through its EFI stub.
+#[test]
+fn qemu_x86_64_card_boots_under_ovmf() {
+    card_boots(
+        "qemu-x86_64",
+        "/dev/vda2",
+        &["--firmware", "uefi"],
+        &[
+            "booting qemu-x86_64 through its uefi firmware",
+            "BdsDxe: starting",
+            "EFI stub: ",
+            "reboot: Power down",
+        ],
+    );
+}
+
+/// The aarch64 disk under EDK2: systemd-boot from the FAT, the kernel's EFI stub.
+#[test]
+fn qemu_aarch64_card_boots_through_uefi() {
+    card_boots(
+        "qemu-aarch64",
+        "/dev/vda2",
+        &[],
+        &[
+            "booting qemu-aarch64 through its uefi firmware",
+            "BdsDxe: starting",
+            "EFI stub: ",
+            "reboot: Power down",
+        ],
+    );
+}
+
+/// The same aarch64 disk with U-Boot qemu_arm64 as the machine's firmware, reading
+/// extlinux.conf.
+#[test]
+fn qemu_aarch64_card_boots_through_u_boot() {
+    card_boots(
+        "qemu-aarch64",
+        "/dev/vda2",
+        &["--firmware", "u-boot"],
+        &[
+            "booting qemu-aarch64 through its u-boot firmware",
+            "U-Boot 20",
+            "Starting kernel ...",
+            "reboot: Power down",
+        ],
+    );
+}
+
+/// The armv7 disk with U-Boot qemu_arm as the machine's firmware: extlinux.conf, bootz.
+#[test]
+fn qemu_armv7_card_boots_through_u_boot() {
+    card_boots(
+        "qemu-armv7",
+        "/dev/vda2",
+        &[],
+        &[
+            "booting qemu-armv7 through its u-boot firmware",
+            "U-Boot 20",
+            "Starting kernel ...",
+            "reboot: Power down",
+        ],
+    );
+}
+
+/// --direct keeps the QEMU shortcut for a card that has firmware chains: -kernel with the
+/// card's own kernel, initramfs and cmdline.txt.
+#[test]
+fn qemu_armv7_card_boots_direct() {
+    card_boots(
+        "qemu-armv7",
+        "/dev/vda2",
+        &["--direct"],
+        &[
+            "booting qemu-armv7 directly (-kernel from the card)",
+            "reboot: Power down",
+        ],
+    );
 }
 
 /// `include` means what apt means (issue 16): python3-minimal's python3 is a link into its

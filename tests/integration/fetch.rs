@@ -33,6 +33,8 @@ fn fetch_downloads_the_closure_unprivileged_and_offline_agrees() {
         "libskarnet2.13",
         "s6",
         "linux-image-arm64",
+        // The UEFI chain's loader (issue 12).
+        "systemd-boot-efi",
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
@@ -335,4 +337,37 @@ print 1;
         .output()
         .unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+/// Packages a card only takes boot files from come without their Depends, from the
+/// archive component the board adds for the host's own mirrors (issue 12): raspi-firmware
+/// is in non-free-firmware and pre-depends on dpkg, which is not fetched.
+#[test]
+fn boot_file_packages_come_without_their_depends() {
+    if !network_tests_with("downloads the Pi firmware", &["apt-get"]) {
+        return;
+    }
+    let board = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/board-configs/raspberrypi3-64.toml"
+    );
+    let output = crate::util::kiln()
+        .env("KILN_CACHE", crate::util::shared_cache())
+        .args(["fetch", board])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed = stdout(&output);
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    assert!(names.contains(&"raspi-firmware"), "{names:?}");
+    for unwanted in ["dpkg", "dosfstools", "systemd-boot-efi"] {
+        assert!(!names.contains(&unwanted), "{unwanted} fetched: {names:?}");
+    }
+    let sources = crate::util::shared_cache()
+        .join("apt/arm64+non-free-firmware/sources.list.d/kiln-extra.sources");
+    let text = std::fs::read_to_string(&sources).unwrap();
+    assert!(text.contains("Components: non-free-firmware\n"), "{text}");
 }

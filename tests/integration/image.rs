@@ -254,6 +254,10 @@ source = "overlay"
 "/home/user" = {{ mode = "0700", uid = 1000, gid = 1000 }}
 "/home/user/notes" = {{ mode = "0600", uid = 1000, gid = 1000 }}
 
+# A GPT disk boots through UEFI only (bios needs the MBR's boot code).
+[boot]
+firmware = ["uefi"]
+
 [image]
 table = "gpt"
 
@@ -278,6 +282,7 @@ fn enabled() -> bool {
         "image tests download packages",
         &[
             "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "fsck.fat", "mcopy", "mdir",
+            "syslinux", "dpkg-deb",
         ],
     )
 }
@@ -426,10 +431,40 @@ fn raspberrypi3_64_card_reads_back_as_built() {
     let checked = image_reads_back_as_built(
         &scratch,
         &board,
-        &["::/config.txt", "::/bcm2837-rpi-3-b.dtb"],
+        &[
+            "::/config.txt",
+            "::/bcm2837-rpi-3-b.dtb",
+            "::/bootcode.bin",
+            "::/start.elf",
+            "::/fixup.dat",
+        ],
     );
     let size = std::fs::metadata(&checked.image).unwrap().len();
     assert!(size.is_power_of_two(), "an SD card of {size} bytes");
+    // What the GPU firmware reads: kiln's config.txt, naming the card's own files, and the
+    // firmware byte for byte from Debian's raspi-firmware (non-free-firmware).
+    let fat = |name: &str| fat_file(&checked.image, checked.boot_start, name, &scratch);
+    expect_test::expect![[r#"
+        # Written by kiln for raspberrypi3-64: the Raspberry Pi firmware reads this.
+        arm_64bit=1
+        enable_uart=1
+        kernel=vmlinuz
+        initramfs initrd.img followkernel
+        device_tree=bcm2837-rpi-3-b.dtb
+    "#]]
+    .assert_eq(&String::from_utf8(fat("config.txt")).unwrap());
+    for name in ["bootcode.bin", "start.elf", "fixup.dat"] {
+        assert_eq!(
+            fat(name),
+            package_file(
+                "arm64",
+                "raspi-firmware",
+                &format!("usr/lib/raspi-firmware/{name}"),
+                &scratch
+            ),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -439,7 +474,91 @@ fn qemu_x86_64_disk_reads_back_as_built() {
     }
     let scratch = Scratch::new("image-x86_64");
     let board = PathBuf::from(format!("{ROOT}/board-configs/qemu-x86_64.toml"));
-    image_reads_back_as_built(&scratch, &board, &[]);
+    let checked = image_reads_back_as_built(
+        &scratch,
+        &board,
+        &["::/syslinux.cfg", "::/EFI", "::/loader"],
+    );
+    // Both of a PC's ways in, and one command line in every file the firmware reads.
+    let fat = |name: &str| fat_file(&checked.image, checked.boot_start, name, &scratch);
+    let cmdline = String::from_utf8(fat("cmdline.txt")).unwrap();
+    let cmdline = cmdline.trim_end();
+    assert_eq!(
+        cmdline,
+        "console=ttyS0 panic=-1 root=LABEL=rootfs rootfstype=ext4 rootwait rw"
+    );
+    let syslinux = String::from_utf8(fat("syslinux.cfg")).unwrap();
+    assert!(
+        syslinux.contains(&format!("\n  APPEND {cmdline}\n")),
+        "{syslinux}"
+    );
+    let entry = String::from_utf8(fat("loader/entries/kiln.conf")).unwrap();
+    assert!(entry.contains(&format!("\noptions {cmdline}\n")), "{entry}");
+    // BIOS: syslinux's MBR code in the first 440 bytes (the table after it kept), its
+    // boot sector in the FAT's (OEM name "SYSLINUX") and ldlinux.sys.
+    let image = std::fs::read(&checked.image).unwrap();
+    let mbr = std::fs::read("/usr/lib/syslinux/mbr/mbr.bin").unwrap();
+    assert_eq!(&image[..mbr.len()], &mbr[..]);
+    assert_eq!(&image[510..512], &[0x55, 0xaa]);
+    let vbr = &image[checked.boot_start as usize..][..512];
+    assert_eq!(&vbr[3..11], b"SYSLINUX");
+    let hidden = crate::util::tool(
+        "mdir",
+        &[
+            "-a",
+            "-b",
+            "-i",
+            &format!("{}@@{}", s(&checked.image), checked.boot_start),
+            "::/",
+        ],
+        None,
+    );
+    assert!(hidden.contains("::/ldlinux.sys"), "{hidden}");
+    // UEFI: systemd-boot, byte for byte from the target's systemd-boot-efi.
+    assert_eq!(
+        fat("EFI/BOOT/BOOTX64.EFI"),
+        package_file(
+            "amd64",
+            "systemd-boot-efi",
+            "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+            &scratch
+        )
+    );
+}
+
+/// A file of the FAT at `offset` of `image`, through mtools.
+fn fat_file(image: &Path, offset: u64, name: &str, scratch: &Scratch) -> Vec<u8> {
+    let dest = scratch.join(&format!("fat-{}", name.replace('/', "-")));
+    crate::util::tool(
+        "mcopy",
+        &[
+            "-n",
+            "-i",
+            &format!("{}@@{offset}", s(image)),
+            &format!("::/{name}"),
+            s(&dest),
+        ],
+        None,
+    );
+    std::fs::read(&dest).unwrap()
+}
+
+/// A file of a package kiln fetched into the shared cache, read by dpkg-deb.
+fn package_file(arch: &str, package: &str, path: &str, scratch: &Scratch) -> Vec<u8> {
+    let dir = crate::util::shared_cache().join("debs").join(arch);
+    let deb = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|deb| {
+            deb.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{package}_"))
+        })
+        .unwrap_or_else(|| panic!("no {package} in {}", dir.display()));
+    let tree = scratch.join(&format!("deb-{package}"));
+    crate::util::tool("dpkg-deb", &["-x", s(&deb), s(&tree)], None);
+    std::fs::read(tree.join(path)).unwrap()
 }
 
 /// `test_board`: boot files from a package glob and from a host directory with a
@@ -580,4 +699,144 @@ fn a_module_the_kernel_package_lacks_is_named() {
         stderr(&output)
     );
     assert!(!image.exists());
+}
+
+/// Boot-chain mistakes that only the packages, the kernel or U-Boot's source reveal
+/// (issue 12): each exits 100 naming the board file and the key, and writes nothing.
+#[test]
+fn bad_boot_chains_are_refused_before_anything_is_written() {
+    if !enabled() {
+        return;
+    }
+    let scratch = Scratch::new("image-bad-boot");
+    let blob = scratch.write("spl.bin", &"x".repeat(100_000));
+    let cases = [
+        (
+            "qemu-armv7",
+            "[boot.uboot]\nkernel_window = \"1M\"\n".to_string(),
+            "[boot.uboot] kernel_window: the kernel is",
+        ),
+        (
+            "raspberrypi3-64",
+            "[boot.pi]\npackage = \"kiln-no-such-firmware\"\n".to_string(),
+            ": [boot.pi] package) is not available",
+        ),
+        (
+            "orangepi-pc",
+            "[boot.uboot]\ndefconfig = \"orangepi_pc_nosuch_defconfig\"\n".to_string(),
+            "[boot.uboot] defconfig: u-boot 2023.01",
+        ),
+        (
+            "qemu-armv7",
+            format!(
+                "[qemu]\nmachine = \"orangepi-pc\"\ndrive = \"sd\"\n[boot.uboot]\noffset = 1000000\nfile = \"{}\"\n",
+                s(&blob)
+            ),
+            "[boot.uboot] offset: DIR/spl.bin (100000 bytes) at byte 1000000 ends at 1100000, past the first partition's start (1048576)",
+        ),
+    ];
+    for (index, (parent, toml, message)) in cases.iter().enumerate() {
+        let message = message.replace("DIR", &scratch.path.display().to_string());
+        let text =
+            format!("name = \"bad\"\ninherit = \"{ROOT}/board-configs/{parent}.toml\"\n{toml}");
+        let board = scratch.write(&format!("bad{index}.toml"), &text);
+        let image = scratch.join(&format!("bad{index}.img"));
+        let output = crate::util::kiln()
+            .env("KILN_CACHE", crate::util::shared_cache())
+            .current_dir(&scratch.path)
+            .args(["image", s(&board), "-o", s(&image)])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(100), "{text}: {err}");
+        assert!(err.contains(s(&board)), "{text}: {err}");
+        assert!(
+            err.contains(&message),
+            "{text}: wanted {message:?} in {err}"
+        );
+        assert!(!image.exists(), "{text}: an image was written");
+    }
+    let left: Vec<String> = scratch
+        .names()
+        .into_iter()
+        .filter(|name| name.contains(".img") || name.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The Orange Pi card (issue 12): U-Boot built from Debian's source at byte 8192, the
+/// table and partitions after it intact, extlinux.conf naming the board's dtb; built again
+/// in another cache (so U-Boot is rebuilt in another directory), the card is identical.
+#[test]
+fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
+    if !enabled() {
+        return;
+    }
+    let scratch = Scratch::new("image-opi");
+    let board = format!("{ROOT}/board-configs/orangepi-pc.toml");
+    let shared = crate::util::shared_cache();
+    let other = scratch.join("cache");
+    std::fs::create_dir_all(other.join("u-boot")).unwrap();
+    // kiln may run as another user (see util::kiln): the cache is everyone's.
+    for dir in [other.clone(), other.join("u-boot")] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::create_dir_all(shared.join("u-boot/src")).unwrap();
+    for (link, target) in [
+        ("apt", shared.join("apt")),
+        ("debs", shared.join("debs")),
+        ("u-boot/src", shared.join("u-boot/src")),
+    ] {
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&target, other.join(link)).unwrap();
+    }
+    let mut images = Vec::new();
+    for (round, cache) in [("a", &shared), ("b", &other)] {
+        let image = scratch.join(&format!("opi-{round}.img"));
+        let output = crate::util::kiln()
+            .env("KILN_CACHE", cache)
+            .current_dir(&scratch.path)
+            .args(["image", &board, "-o", s(&image)])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        eprintln!("{}", stderr(&output));
+        images.push(std::fs::read(&image).unwrap());
+    }
+    assert!(images[0] == images[1], "two Orange Pi cards differ");
+    let card = &images[0];
+    let built: Vec<PathBuf> = std::fs::read_dir(other.join("u-boot"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("u-boot-sunxi-with-spl.bin"))
+        .filter(|path| path.is_file())
+        .collect();
+    assert_eq!(built.len(), 1, "{built:?}");
+    let spl = std::fs::read(&built[0]).unwrap();
+    assert_eq!(&card[8192..8192 + spl.len()], &spl[..]);
+    // The eGON header the H3's boot ROM looks for, 4 bytes into the SPL.
+    assert_eq!(&spl[4..12], b"eGON.BT0");
+    let banner = b"U-Boot SPL 2023.01";
+    assert!(spl.windows(banner.len()).any(|window| window == banner));
+    // The MBR and the FAT at 1 MiB are untouched by it.
+    assert_eq!(&card[510..512], &[0x55, 0xaa]);
+    assert_eq!(partitions(&scratch.join("opi-a.img"))[0].0, 1 << 20);
+    let conf = fat_file(
+        &scratch.join("opi-a.img"),
+        1 << 20,
+        "extlinux/extlinux.conf",
+        &scratch,
+    );
+    expect_test::expect![[r#"
+        # Written by kiln for orangepi-pc: U-Boot's distro boot reads this.
+        default kiln
+        timeout 0
+
+        label kiln
+            kernel /vmlinuz
+            initrd /initrd.img
+            fdt /sun8i-h3-orangepi-pc.dtb
+            append console=ttyS0 panic=-1 nosmp root=LABEL=rootfs rootfstype=ext4 rootwait rw
+    "#]]
+    .assert_eq(&String::from_utf8(conf).unwrap());
 }

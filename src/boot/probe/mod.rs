@@ -215,6 +215,7 @@ pub fn additions(board: &Board) -> Result<Additions> {
             ),
             (ArchivePath::new(SERVICE_PATH)?, service(&config)),
         ],
+        cmdline: Vec::new(),
     })
 }
 
