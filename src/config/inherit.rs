@@ -149,12 +149,7 @@ fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
                 join(fragment)?;
             }
             if let Some(file) = uboot.get_mut("file") {
-                let is_package = matches!(
-                    file,
-                    toml::Value::String(text)
-                        if text.split_once(':').is_some_and(|(package, _)| !package.contains('/'))
-                );
-                if !is_package {
+                if !names_a_package_file(file) {
                     join(file)?;
                 }
             }
@@ -166,12 +161,7 @@ fn rebase(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
                 continue;
             };
             for file in array(partition.get_mut("files")) {
-                let is_package = matches!(
-                    file,
-                    toml::Value::String(text)
-                        if text.split_once(':').is_some_and(|(package, _)| !package.contains('/'))
-                );
-                if !is_package {
+                if !names_a_package_file(file) {
                     join(file)?;
                 }
             }
@@ -192,4 +182,13 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             }
         }
     }
+}
+
+/// `PACKAGE:PATH` (a file of a fetched package, not a host path to rebase).
+fn names_a_package_file(value: &toml::Value) -> bool {
+    matches!(
+        value,
+        toml::Value::String(text)
+            if text.split_once(':').is_some_and(|(package, _)| !package.contains('/'))
+    )
 }

@@ -67,7 +67,7 @@ pub struct Log {
 const RESERVED: [&str; 3] = ["s6-svscan-log", "s6-linux-init-early-getty", "kiln-probe"];
 
 /// An environment variable name: a shell identifier.
-fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::config::Board;
+use crate::config::services::is_identifier;
 use crate::init::Config;
 use crate::rootfs::Additions;
 use crate::tree::ArchivePath;
@@ -16,14 +17,6 @@ const STAGE2: &str = include_str!("overlay/etc/probe-stage2");
 /// Where the wrapper goes in the image; the maker's `-2` points here in check mode.
 pub const STAGE2_PATH: &str = "/etc/kiln-probe-stage2";
 pub const SERVICE_PATH: &str = "etc/s6/services/kiln-probe/run";
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 /// The probe service's run script for this init.
 pub fn service(config: &Config) -> String {
