@@ -516,6 +516,201 @@ impl Apt {
     }
 }
 
+/// A source package on disk, its files verified: against the lock while the lock pins it,
+/// else against its own .dsc.
+#[derive(Clone, Debug)]
+pub struct SourcePackage {
+    pub package: String,
+    pub version: String,
+    /// Where the files are: the cache's source directory, or `--offline`'s.
+    pub dir: PathBuf,
+    pub dsc: crate::source::dsc::Dsc,
+    /// Every file, the .dsc among them, sorted by name.
+    pub files: Vec<crate::source::dsc::File>,
+}
+
+impl SourcePackage {
+    fn dsc_file(&self) -> &crate::source::dsc::File {
+        self.files
+            .iter()
+            .find(|file| file.name.ends_with(".dsc"))
+            .expect("a source package has its .dsc")
+    }
+
+    pub fn dsc_path(&self) -> PathBuf {
+        self.dir.join(&self.dsc_file().name)
+    }
+
+    pub fn dsc_sha256(&self) -> &str {
+        &self.dsc_file().sha256
+    }
+
+    /// The package as a lock records it.
+    pub fn entry(&self) -> crate::lock::SourceEntry {
+        crate::lock::SourceEntry {
+            version: self.version.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
+/// Where downloaded source packages are kept.
+pub fn sources_dir() -> PathBuf {
+    cache_dir().join("sources")
+}
+
+fn source_apt(board: &crate::config::Board) -> Result<Apt> {
+    let extra = Extra {
+        components: board.packages.components.clone(),
+        sources: true,
+    };
+    let apt = Apt::with_extra(&cache_dir(), board.arch, &extra)?;
+    apt.update(false)?;
+    Ok(apt)
+}
+
+/// A source package the board builds from. While the board's lock pins it, exactly that
+/// version (downloaded as `PACKAGE=VERSION` if the cache lacks a file, or from
+/// `--offline DIR`), each file's size and SHA-256 checked against the lock; otherwise
+/// the candidate version ([`source_fresh`]).
+pub fn source_package(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    package: &str,
+) -> Result<SourcePackage> {
+    let roots = Roots::of(board);
+    let lock = crate::lock::for_fetch(board, &roots)?;
+    let Some(entry) = lock.as_ref().and_then(|lock| lock.sources.get(package)) else {
+        return source_fresh(board, offline, package);
+    };
+    let lock_path = crate::lock::path(board);
+    let version = &entry.version;
+    let dir = offline.map_or_else(sources_dir, Path::to_path_buf);
+    if let Some(missing) = entry
+        .files
+        .iter()
+        .find(|file| !dir.join(&file.name).exists())
+    {
+        if offline.is_some() {
+            bail!(crate::error::Input(format!(
+                "{}: no {}, which {} pins for source {package} {version} (note: fill the directory with `kiln vendor`)",
+                dir.display(),
+                missing.name,
+                lock_path.display()
+            )));
+        }
+        fs::create_dir_all(&dir).with_context(|| format!("unable to create {}", dir.display()))?;
+        let apt = source_apt(board)?;
+        let bar = crate::host::progress::spinner(&format!("downloading the {package} source"));
+        bar.0
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+        apt.run(
+            "apt-get",
+            &["-q", "source", "--download-only", &format!("{package}={version}")],
+            Some(&dir),
+        )
+        .with_context(|| {
+            format!(
+                "source {package} {version}, which {} pins, could not be downloaded (note: the mirror may no longer serve it; keep it with `kiln vendor BOARD DIR` and build with --offline DIR, or move to what is served with `kiln lock --update`)",
+                lock_path.display()
+            )
+        })?;
+    }
+    crate::lock::verify_source(entry, &lock_path, package, &dir)?;
+    let dsc_name = &entry.dsc().context("a locked source has its .dsc")?.name;
+    let dsc_path = dir.join(dsc_name);
+    let dsc = crate::source::dsc::read(&dsc_path)?;
+    let mut listed = dsc.files.clone();
+    listed.sort();
+    let locked: Vec<_> = entry
+        .files
+        .iter()
+        .filter(|file| &file.name != dsc_name)
+        .cloned()
+        .collect();
+    if dsc.source != package || &dsc.version != version || listed != locked {
+        bail!(crate::error::Input(format!(
+            "{}: source {package} {version}: the files it pins are not those {} lists (note: rewrite the entry with `kiln lock --update {package}`)",
+            lock_path.display(),
+            dsc_path.display()
+        )));
+    }
+    Ok(SourcePackage {
+        package: package.to_string(),
+        version: version.clone(),
+        dir,
+        dsc,
+        files: entry.files.clone(),
+    })
+}
+
+/// A source package's candidate version, from apt (into the cache) or the one .dsc of
+/// it in `offline`, each file checked against the .dsc's `Checksums-Sha256`.
+pub fn source_fresh(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+    package: &str,
+) -> Result<SourcePackage> {
+    let (dir, dsc_path) = match offline {
+        Some(dir) => {
+            let prefix = format!("{package}_");
+            let mut found: Vec<PathBuf> = fs::read_dir(dir)
+                .with_context(|| format!("unable to read {}", dir.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with(&prefix) && name.ends_with(".dsc"))
+                })
+                .collect();
+            found.sort();
+            match &found[..] {
+                [one] => (dir.to_path_buf(), one.clone()),
+                _ => bail!(crate::error::Input(format!(
+                    "{}: {} {package}_*.dsc files, kiln needs exactly one (note: `kiln vendor` fills the directory with what the lock pins)",
+                    dir.display(),
+                    found.len()
+                ))),
+            }
+        }
+        None => {
+            let dir = sources_dir();
+            let apt = source_apt(board)?;
+            let dsc = apt.source(package, &dir)?;
+            (dir, dsc)
+        }
+    };
+    let dsc = crate::source::dsc::read(&dsc_path)?;
+    let name = dsc_path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plain_version = dsc
+        .version
+        .split_once(':')
+        .map_or(&*dsc.version, |(_, v)| v);
+    if dsc.source != package || name != format!("{package}_{plain_version}.dsc") {
+        bail!(crate::error::Input(format!(
+            "{}: describes source {} {}, not what its name says",
+            dsc_path.display(),
+            dsc.source,
+            dsc.version
+        )));
+    }
+    crate::source::dsc::verify_beside(&dsc_path, &dsc)?;
+    let (sha256, size) = crate::lock::hash_file(&dsc_path)?;
+    let mut files = dsc.files.clone();
+    files.push(crate::source::dsc::File { name, size, sha256 });
+    files.sort();
+    Ok(SourcePackage {
+        package: package.to_string(),
+        version: dsc.version.clone(),
+        dir,
+        dsc,
+        files,
+    })
+}
+
 /// The private sources.list.d of an extended state: links to the host's parts, and
 /// kiln's extra file for the host's own mirrors (see `host::apt`).
 fn write_parts(state: &Path, extra: &Extra) -> Result<PathBuf> {
@@ -778,6 +973,8 @@ pub struct Roots {
     pub boot_files: Vec<String>,
     pub exclude: BTreeSet<String>,
     pub kernel: Option<String>,
+    /// Source packages a bootloader is built from (`u-boot`).
+    pub sources: Vec<String>,
 }
 
 impl Roots {
@@ -802,6 +999,11 @@ impl Roots {
             boot_files,
             exclude: board.packages.exclude.iter().cloned().collect(),
             kernel: board.kernel.package().map(str::to_string),
+            sources: board
+                .boot
+                .iter()
+                .flat_map(|boot| boot.source_packages())
+                .collect(),
         }
     }
 }
@@ -889,6 +1091,7 @@ pub fn resolve_fresh(
         boot_files,
         exclude,
         kernel,
+        sources: _,
     } = Roots::of(board);
     let source = source_for(board, offline, refresh)?;
     // The resolution is remembered until apt's lists change: each apt-cache call loads

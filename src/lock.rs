@@ -4,6 +4,12 @@
 //! lock that no longer matches its board is detected. While the lock matches, fetching
 //! takes exactly those versions and verifies every .deb against it on every use, the
 //! cache's included; `--locked` makes a missing or stale lock an error.
+//!
+//! A bootloader kiln builds from a Debian source package (U-Boot, for boards Debian
+//! ships no binary for) is pinned the same way: a `[[source]]` entry records the source
+//! package's version and the name, size and SHA-256 of each of its files (the .dsc and
+//! what its `Checksums-Sha256` lists), and every file is verified before `dpkg-source`
+//! unpacks anything.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,12 +50,41 @@ pub struct Entry {
     pub source: String,
 }
 
+/// One locked source package: its version and every file (the .dsc among them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceEntry {
+    pub version: String,
+    /// Sorted by name.
+    pub files: Vec<crate::source::dsc::File>,
+}
+
+impl SourceEntry {
+    /// The .dsc among the files.
+    pub fn dsc(&self) -> Option<&crate::source::dsc::File> {
+        self.files.iter().find(|file| file.name.ends_with(".dsc"))
+    }
+}
+
 /// A board's lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lock {
     pub board: String,
     pub digest: String,
     pub packages: BTreeMap<String, Entry>,
+    /// Source packages kiln builds from, by name.
+    pub sources: BTreeMap<String, SourceEntry>,
+}
+
+impl Lock {
+    /// Whether the lock pins what the board takes now: its digest is the board's, and
+    /// each source package the board builds from has its entry.
+    pub fn matches(&self, digest: &str, roots: &crate::fetch::Roots) -> bool {
+        self.digest == digest
+            && roots
+                .sources
+                .iter()
+                .all(|name| self.sources.contains_key(name))
+    }
 }
 
 /// Where a board's lock lives: `BOARD.lock` beside `BOARD.toml`.
@@ -58,8 +93,9 @@ pub fn path(board: &Board) -> PathBuf {
 }
 
 /// What the resolution depends on, hashed: the lock format, the arch, and the board's
-/// package roots (include, exclude, select, boot-file packages, kernel). Other keys (the
-/// command line, overlays) do not change which packages a board takes.
+/// package roots (include, exclude, select, boot-file packages, kernel, and the source
+/// packages a bootloader is built from). Other keys (the command line, overlays) do not
+/// change which packages a board takes.
 pub fn digest(board: &Board, roots: &crate::fetch::Roots) -> String {
     let mut text = format!("kiln lock {FORMAT}\narch {}\n", board.arch.debian());
     for (key, names) in [
@@ -72,6 +108,10 @@ pub fn digest(board: &Board, roots: &crate::fetch::Roots) -> String {
     let exclude: Vec<&str> = roots.exclude.iter().map(String::as_str).collect();
     let _ = writeln!(text, "exclude {}", exclude.join(" "));
     let _ = writeln!(text, "kernel {}", roots.kernel.as_deref().unwrap_or("-"));
+    // Only boards that build from source have the line, so other boards' locks stand.
+    if !roots.sources.is_empty() {
+        let _ = writeln!(text, "sources {}", roots.sources.join(" "));
+    }
     format!("sha256:{}", hex(&Sha256::digest(text.as_bytes())))
 }
 
@@ -127,6 +167,23 @@ pub fn render(lock: &Lock) -> String {
             let _ = writeln!(out, "via = {}", quote(via));
         }
     }
+    for (name, entry) in &lock.sources {
+        let _ = write!(
+            out,
+            "\n[[source]]\npackage = {}\nversion = {}\n",
+            quote(name),
+            quote(&entry.version)
+        );
+        for file in &entry.files {
+            let _ = write!(
+                out,
+                "\n[[source.file]]\nname = {}\nsize = {}\nsha256 = {}\n",
+                quote(&file.name),
+                file.size,
+                quote(&file.sha256)
+            );
+        }
+    }
     out
 }
 
@@ -138,6 +195,25 @@ struct RawLock {
     digest: String,
     #[serde(default)]
     package: Vec<RawEntry>,
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    package: String,
+    version: String,
+    #[serde(default)]
+    file: Vec<RawSourceFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourceFile {
+    name: String,
+    size: u64,
+    sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -224,10 +300,61 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
             bail!(bad(format!("package {} is locked twice", entry.name)));
         }
     }
+    let mut sources = BTreeMap::new();
+    for source in raw.source {
+        let name = &source.package;
+        crate::config::check_package_name("[[source]] package", name)
+            .map_err(|(_, what)| bad(what))?;
+        if !crate::source::dsc::is_version(&source.version) {
+            bail!(bad(format!(
+                "source {name}: version {:?} is not a Debian version",
+                source.version
+            )));
+        }
+        let mut files = Vec::new();
+        for file in source.file {
+            crate::source::dsc::check_file_name(name, &file.name)
+                .map_err(|what| bad(format!("source {name}: {what}")))?;
+            if !crate::source::dsc::is_sha256(&file.sha256) {
+                bail!(bad(format!(
+                    "source {name}: {}: sha256 {:?} is not 64 hex digits",
+                    file.name, file.sha256
+                )));
+            }
+            files.push(crate::source::dsc::File {
+                name: file.name,
+                size: file.size,
+                sha256: file.sha256,
+            });
+        }
+        files.sort();
+        if files.windows(2).any(|pair| pair[0].name == pair[1].name) {
+            bail!(bad(format!("source {name}: a file is listed twice")));
+        }
+        let entry = SourceEntry {
+            version: source.version,
+            files,
+        };
+        if entry
+            .files
+            .iter()
+            .filter(|f| f.name.ends_with(".dsc"))
+            .count()
+            != 1
+        {
+            bail!(bad(format!(
+                "source {name}: not exactly one .dsc among its files"
+            )));
+        }
+        if sources.insert(name.clone(), entry).is_some() {
+            bail!(bad(format!("source {name} is locked twice")));
+        }
+    }
     Ok(Some(Lock {
         board: raw.board,
         digest: raw.digest,
         packages,
+        sources,
     }))
 }
 
@@ -239,17 +366,21 @@ pub fn for_fetch(board: &Board, roots: &crate::fetch::Roots) -> Result<Option<Lo
     let lock = read(&path)?;
     let want = digest(board, roots);
     match lock {
-        Some(lock) if lock.digest == want => Ok(Some(lock)),
+        Some(lock) if lock.matches(&want, roots) => Ok(Some(lock)),
         Some(_) if required() => bail!(crate::error::Input(format!(
-            "{}: stale: the board's packages changed since it was written (note: run `kiln lock --update {}`)",
+            "{}: stale: the board's packages (or the source packages it builds from) changed since it was written (note: run `kiln lock --update {}`)",
             path.display(),
             board.file.display()
         ))),
         Some(_) => {
-            eprintln!(
-                "kiln: warning: {} is stale (the board's packages changed); resolving afresh (note: `kiln lock --update` pins the new set)",
-                path.display()
-            );
+            // Once per run: the packages and a source package both ask.
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "kiln: warning: {} is stale (the board's packages or source packages changed); resolving afresh (note: `kiln lock --update` pins the new set)",
+                    path.display()
+                );
+            }
             Ok(None)
         }
         None if required() => bail!(crate::error::Input(format!(
@@ -303,6 +434,35 @@ pub fn verify(lock: &Lock, lock_path: &Path, debs: &BTreeMap<String, PathBuf>) -
     Ok(())
 }
 
+/// Checks every file of a locked source package in `dir`: size, then SHA-256.
+pub fn verify_source(
+    entry: &SourceEntry,
+    lock_path: &Path,
+    package: &str,
+    dir: &Path,
+) -> Result<()> {
+    for file in &entry.files {
+        let path = dir.join(&file.name);
+        let (sha256, size) = hash_file(&path)?;
+        let mismatch = |what, want: String, got: String| Mismatch {
+            file: path.clone(),
+            lock: lock_path.to_path_buf(),
+            package: format!("source {package}"),
+            version: entry.version.clone(),
+            what,
+            want,
+            got,
+        };
+        if size != file.size {
+            return Err(mismatch("size", file.size.to_string(), size.to_string()).into());
+        }
+        if sha256 != file.sha256 {
+            return Err(mismatch("SHA-256", file.sha256.clone(), sha256).into());
+        }
+    }
+    Ok(())
+}
+
 /// `kiln lock`: the board's packages resolved afresh (all of them, or with `update`
 /// naming some, only those: the others keep their locked versions while the board still
 /// takes them), hashed and written to the lock. Returns the lock's path and what changed
@@ -317,7 +477,7 @@ pub fn lock(
     let roots = crate::fetch::Roots::of(board);
     let digest = digest(board, &roots);
     if let (Some(old), None) = (&old, update) {
-        if old.digest == digest {
+        if old.matches(&digest, &roots) {
             return Ok((path, None));
         }
     }
@@ -350,10 +510,26 @@ pub fn lock(
             },
         );
     }
+    // Source packages: resolved afresh too, unless a partial update names others.
+    let mut sources = BTreeMap::new();
+    for name in &roots.sources {
+        let kept = match (&old, update) {
+            (Some(old), Some(names)) if !names.is_empty() && !names.contains(name) => {
+                old.sources.get(name).cloned()
+            }
+            _ => None,
+        };
+        let entry = match kept {
+            Some(entry) => entry,
+            None => crate::fetch::source_fresh(board, offline, name)?.entry(),
+        };
+        sources.insert(name.clone(), entry);
+    }
     let lock = Lock {
         board: board.name.clone(),
         digest,
         packages,
+        sources,
     };
     let changes = changes(old.as_ref(), &lock);
     crate::host::temp::write_file(&path, render(&lock).as_bytes())?;
@@ -381,18 +557,45 @@ fn changes(old: Option<&Lock>, new: &Lock) -> String {
             let _ = writeln!(out, "- {name} {}", entry.why.version);
         }
     }
+    let empty = BTreeMap::new();
+    let before = old.map_or(&empty, |lock| &lock.sources);
+    for (name, entry) in &new.sources {
+        match before.get(name) {
+            None => {
+                let _ = writeln!(out, "+ source {name} {}", entry.version);
+            }
+            Some(old) if old != entry => {
+                let _ = writeln!(out, "~ source {name} {} -> {}", old.version, entry.version);
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, entry) in before {
+        if !new.sources.contains_key(name) {
+            let _ = writeln!(out, "- source {name} {}", entry.version);
+        }
+    }
     if out.is_empty() {
         out.push_str("no package changed\n");
     }
     out
 }
 
-/// `kiln vendor`: every locked .deb, fetched and verified, copied into `dir` with a
-/// `SHA256SUMS` index, so `--offline DIR` rebuilds the board without the mirror.
-pub fn vendor(board: &Board, dir: &Path) -> Result<(usize, PathBuf)> {
+/// What `kiln vendor` copied.
+pub struct Vendored {
+    pub packages: usize,
+    pub sources: usize,
+    pub index: PathBuf,
+}
+
+/// `kiln vendor`: every locked .deb and every file of each locked source package,
+/// fetched and verified, copied into `dir` with a `SHA256SUMS` index, so `--offline DIR`
+/// rebuilds the board without the mirror.
+pub fn vendor(board: &Board, dir: &Path) -> Result<Vendored> {
     let roots = crate::fetch::Roots::of(board);
     let path = path(board);
-    let Some(lock) = read(&path)?.filter(|lock| lock.digest == digest(board, &roots)) else {
+    let want = digest(board, &roots);
+    let Some(lock) = read(&path)?.filter(|lock| lock.matches(&want, &roots)) else {
         bail!(crate::error::Input(format!(
             "{}: missing or stale; kiln vendor copies what a lock pins (note: run `kiln lock {}` first)",
             path.display(),
@@ -412,9 +615,23 @@ pub fn vendor(board: &Board, dir: &Path) -> Result<(usize, PathBuf)> {
         crate::host::temp::write_file(&dir.join(&file_name), &bytes)?;
         let _ = writeln!(sums, "{}  {file_name}", lock.packages[name].sha256);
     }
+    for name in &roots.sources {
+        let source = crate::fetch::source_package(board, None, name)?;
+        for file in &source.files {
+            let from = source.dir.join(&file.name);
+            let bytes = std::fs::read(&from)
+                .with_context(|| format!("unable to read {}", from.display()))?;
+            crate::host::temp::write_file(&dir.join(&file.name), &bytes)?;
+            let _ = writeln!(sums, "{}  {}", file.sha256, file.name);
+        }
+    }
     let index = dir.join("SHA256SUMS");
     crate::host::temp::write_file(&index, sums.as_bytes())?;
-    Ok((fetched.debs.len(), index))
+    Ok(Vendored {
+        packages: fetched.debs.len(),
+        sources: roots.sources.len(),
+        index,
+    })
 }
 
 #[cfg(test)]
@@ -453,6 +670,24 @@ mod tests {
                 ),
             ]
             .into(),
+            sources: [(
+                "u-boot".to_string(),
+                SourceEntry {
+                    version: "2023.01+dfsg-2+deb12u3".to_string(),
+                    files: [
+                        ("u-boot_2023.01+dfsg-2+deb12u3.debian.tar.xz", 61072, "f"),
+                        ("u-boot_2023.01+dfsg-2+deb12u3.dsc", 3612, "d"),
+                        ("u-boot_2023.01+dfsg.orig.tar.xz", 15684556, "e"),
+                    ]
+                    .map(|(name, size, digit)| crate::source::dsc::File {
+                        name: name.to_string(),
+                        size,
+                        sha256: digit.repeat(64),
+                    })
+                    .to_vec(),
+                },
+            )]
+            .into(),
         }
     }
 
@@ -464,7 +699,7 @@ mod tests {
         let text = render(&sample());
         std::fs::write(&file, &text).unwrap();
         assert_eq!(read(&file).unwrap(), Some(sample()));
-        expect_test::expect![[r#"
+        expect_test::expect![[r##"
             # kiln lock file: the exact packages of this board, for rebuilding it bit for bit.
             # Written by `kiln lock`; commit it beside the board.
             version = 1
@@ -489,7 +724,26 @@ mod tests {
             source = "bookworm-security/main"
             role = "library"
             wanted_by = "s6"
-        "#]]
+
+            [[source]]
+            package = "u-boot"
+            version = "2023.01+dfsg-2+deb12u3"
+
+            [[source.file]]
+            name = "u-boot_2023.01+dfsg-2+deb12u3.debian.tar.xz"
+            size = 61072
+            sha256 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+
+            [[source.file]]
+            name = "u-boot_2023.01+dfsg-2+deb12u3.dsc"
+            size = 3612
+            sha256 = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+            [[source.file]]
+            name = "u-boot_2023.01+dfsg.orig.tar.xz"
+            size = 15684556
+            sha256 = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+        "##]]
         .assert_eq(&text);
         // Hostile locks: bad hashes, versions that would be apt options, unknown roles.
         for (from, to, message) in [
@@ -501,6 +755,17 @@ mod tests {
             ),
             ("role = \"library\"", "role = \"root\"", "role \"root\""),
             ("version = 1\n", "version = 2\n", "lock format 2"),
+            (
+                "name = \"u-boot_2023.01+dfsg.orig.tar.xz\"",
+                "name = \"../u-boot.orig.tar.xz\"",
+                "source u-boot: file name \"../u-boot.orig.tar.xz\" is not a file of source package u-boot",
+            ),
+            (
+                "name = \"u-boot_2023.01+dfsg-2+deb12u3.dsc\"",
+                "name = \"u-boot_x.tar\"",
+                "source u-boot: not exactly one .dsc",
+            ),
+            ("sha256 = \"dddd", "sha256 = \"DDDD", "sha256 \"DDDD"),
         ] {
             std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
             let err = format!("{:#}", read(&file).unwrap_err());

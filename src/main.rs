@@ -160,6 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 outputs: &built.outputs,
                 purpose: "ARCHIVE",
                 also: &[],
+                built: &[],
             };
             sbom::write(&board, &built.rootfs, &subject, &sbom)?;
             if let Some(dir) = &licenses {
@@ -187,6 +188,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 outputs: std::slice::from_ref(&output),
                 purpose: "FIRMWARE",
                 also: &also,
+                built: &made.built,
             };
             sbom::write(&board, &made.rootfs, &subject, &sbom)?;
             eprint!("{}", made.report(&board));
@@ -240,11 +242,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Vendor { board, dir } => {
             let board = load(&board)?;
-            let (count, index) = lock::vendor(&board, &dir)?;
+            let vendored = lock::vendor(&board, &dir)?;
+            let sources = match vendored.sources {
+                0 => String::new(),
+                1 => " and 1 source package".to_string(),
+                n => format!(" and {n} source packages"),
+            };
             eprintln!(
-                "kiln: copied {count} packages into {} (index {})",
+                "kiln: copied {} packages{sources} into {} (index {})",
+                vendored.packages,
                 dir.display(),
-                index.display()
+                vendored.index.display()
             );
         }
         Command::Config { board } => {

@@ -4,7 +4,9 @@
 //! SHA-256, the licence its machine-readable `debian/copyright` declares, else
 //! NOASSERTION), kiln's own generated content (init tree, accounts, config files,
 //! overlays), which is GENERATED_FROM the board file, and on a card the kernel and
-//! boot-file packages. The same build gives the same bytes: the namespace is derived from
+//! boot-file packages, and what kiln built from source (U-Boot): the binary the card
+//! CONTAINS, GENERATED_FROM the Debian source package (its .dsc's SHA-256, the licence
+//! of its `debian/copyright`) and the board. The same build gives the same bytes: the namespace is derived from
 //! the content and the time is SOURCE_DATE_EPOCH. Mirrors are never named: a package's
 //! download location is NOASSERTION, and its purl and the lock identify it.
 
@@ -26,6 +28,8 @@ pub struct Subject<'a> {
     /// Packages whose files are in the outputs besides the image tree's (a card's
     /// kernel and boot files).
     pub also: &'a [String],
+    /// Binaries kiln built from source packages for the outputs (a card's U-Boot).
+    pub built: &'a [crate::image::uboot::Built],
 }
 
 /// Writes the SBOM to `path` (atomically).
@@ -228,6 +232,74 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         }
     }
 
+    for built in subject.built {
+        let source = &built.source;
+        fingerprint.update(source.dsc_sha256().as_bytes());
+        let source_id = ids.make("SPDXRef-Source-", &source.package);
+        let license = crate::source::dsc::copyright(&source.dir, &source.dsc)
+            .and_then(|text| declared_license(&text, &source.package, &mut extracted))
+            .unwrap_or_else(|| "NOASSERTION".to_string());
+        let mut fields = vec![
+            ("name", string(&source.package)),
+            ("SPDXID", string(&source_id)),
+            ("versionInfo", string(&source.version)),
+        ];
+        if let Some(maintainer) = source.dsc.maintainer.as_deref() {
+            fields.push(("supplier", string(&supplier(maintainer))));
+        }
+        fields.extend([
+            ("primaryPackagePurpose", string("SOURCE")),
+            ("downloadLocation", string("NOASSERTION")),
+            ("filesAnalyzed", "false".to_string()),
+            ("checksums", checksums(source.dsc_sha256())),
+            ("licenseConcluded", string("NOASSERTION")),
+            ("licenseDeclared", string(&license)),
+            ("copyrightText", string("NOASSERTION")),
+            (
+                "externalRefs",
+                format!(
+                    "[{}]",
+                    object(&[
+                        ("referenceCategory", string("PACKAGE-MANAGER")),
+                        ("referenceType", string("purl")),
+                        (
+                            "referenceLocator",
+                            string(&source_purl(&source.package, &source.version)),
+                        ),
+                    ])
+                ),
+            ),
+            (
+                "comment",
+                string("Debian's source package (the checksum is its .dsc's); the board's lock pins each of its files."),
+            ),
+        ]);
+        packages.push(object(&fields));
+        let name = file_name(&built.binary);
+        let (sha256, _) = crate::lock::hash_file(&built.binary)?;
+        fingerprint.update(sha256.as_bytes());
+        let id = ids.make("SPDXRef-Built-", &name);
+        packages.push(object(&[
+            ("name", string(&name)),
+            ("SPDXID", string(&id)),
+            ("versionInfo", string(&source.version)),
+            ("supplier", string("Organization: kiln")),
+            ("primaryPackagePurpose", string("FIRMWARE")),
+            ("downloadLocation", string("NOASSERTION")),
+            ("filesAnalyzed", "false".to_string()),
+            ("checksums", checksums(&sha256)),
+            ("licenseConcluded", string("NOASSERTION")),
+            ("licenseDeclared", string("NOASSERTION")),
+            ("copyrightText", string("NOASSERTION")),
+            ("comment", string(&built.about)),
+        ]));
+        relationships.push((id.clone(), "GENERATED_FROM", source_id));
+        relationships.push((id.clone(), "GENERATED_FROM", "SPDXRef-Board".to_string()));
+        for output in &outputs {
+            relationships.push((output.clone(), "CONTAINS", id.clone()));
+        }
+    }
+
     let namespace = uuid(&fingerprint.finalize());
     let mut fields = vec![
         ("spdxVersion", string("SPDX-2.3")),
@@ -394,6 +466,22 @@ fn purl(name: &str, facts: &Facts) -> String {
         encode(&facts.why.version),
         encode(&facts.why.architecture)
     )
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=source`, for a source package.
+fn source_purl(name: &str, version: &str) -> String {
+    let facts = Facts {
+        why: crate::fetch::Why {
+            version: version.to_string(),
+            architecture: "source".to_string(),
+            role: crate::fetch::Role::BootFiles,
+            wanted_by: None,
+            via: None,
+        },
+        maintainer: None,
+        copyright: None,
+    };
+    purl(name, &facts)
 }
 
 /// Debian's licence short names (copyright-format 1.0) as SPDX identifiers.

@@ -130,6 +130,18 @@ impl BootSpec {
         }
         packages
     }
+
+    /// Source packages a bootloader of the card is built from: Debian's `u-boot` for a
+    /// `[boot.uboot] defconfig`.
+    pub fn source_packages(&self) -> Vec<String> {
+        match &self.uboot.card {
+            Some(UBootCard {
+                source: UBootSource::Build { .. },
+                ..
+            }) if self.has(Firmware::UBoot) => vec!["u-boot".to_string()],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The EFI loader's name on the FAT and systemd-boot's file name for an arch.

@@ -58,6 +58,8 @@ pub struct Chains {
     pub raw: Vec<RawWrite>,
     /// Run syslinux's installer on the boot partition and put its MBR code in place.
     pub syslinux: bool,
+    /// What kiln built from source for the card (U-Boot), for the SBOM.
+    pub built: Vec<super::uboot::Built>,
 }
 
 /// What the chains' files are made from.
@@ -72,6 +74,8 @@ pub struct Sources<'a> {
     pub scratch: &'a Path,
     /// SOURCE_DATE_EPOCH for what kiln builds.
     pub mtime: u64,
+    /// `--offline DIR`: source packages come from there.
+    pub offline: Option<&'a Path>,
 }
 
 /// Adds every file the board's firmware chains read to `files` (name on the boot
@@ -88,6 +92,7 @@ pub fn add(
         debs,
         scratch,
         mtime,
+        offline,
     } = *sources;
     let header = |reader: &str, comment: &str| {
         format!(
@@ -133,7 +138,8 @@ pub fn add(
                             (copy, format!("{package}:{path}"))
                         }
                         UBootSource::Build { .. } => {
-                            let built = super::uboot::build(board, &card.source, mtime)?;
+                            let built = super::uboot::build(board, &card.source, offline, mtime)?;
+                            chains.built.push(built.clone());
                             (built.binary, built.what)
                         }
                     };

@@ -49,6 +49,8 @@ pub struct Made {
     pub boot_files: Vec<String>,
     /// Bytes written outside the partitions: (offset, size, what).
     pub raw: Vec<(u64, u64, String)>,
+    /// What kiln built from source onto the card (U-Boot), for the SBOM.
+    pub built: Vec<uboot::Built>,
     pub timings: Vec<(String, f64)>,
 }
 
@@ -118,6 +120,7 @@ pub fn make(
                 debs: &rootfs.debs,
                 scratch,
                 mtime: options.mtime,
+                offline,
             };
             chains = bootloader::add(board, spec, &sources, &mut boot)?;
             timings.push(("boot loaders".to_string(), clock.elapsed().as_secs_f64()));
@@ -149,6 +152,7 @@ pub fn make(
         rootfs,
         boot_files: boot.into_iter().map(|(name, _)| name).collect(),
         raw,
+        built: chains.built,
         timings,
     })
 }

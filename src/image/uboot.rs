@@ -1,15 +1,16 @@
 //! U-Boot built from Debian's own `u-boot` source package, for boards Debian ships no
 //! binary for (bookworm has no `orangepi_pc`): the source through kiln's private apt
-//! state (deb-src added for the host's own mirrors), unpacked with Debian's patches,
-//! `make <defconfig>`, the board's Kconfig fragment merged over it, and built with
-//! Debian's cross compiler.
+//! state (deb-src added for the host's own mirrors) or `--offline DIR`, the version the
+//! board's lock pins and every file verified first (`fetch::source_package`), unpacked
+//! with Debian's patches, `make <defconfig>`, the board's Kconfig fragment merged over
+//! it, and built with Debian's cross compiler.
 //!
 //! The result is cached by what decides its bytes: the source version, the defconfig,
 //! the fragment, the compiler's version and the output's name. Builds are reproducible:
 //! `SOURCE_DATE_EPOCH` fixes U-Boot's version date and time, the build runs in a path
 //! fixed by that key, and `-ffile-prefix-map` keeps the path out of the binary anyway.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -18,13 +19,18 @@ use anyhow::{Context, Result, bail};
 use crate::arch::Arch;
 use crate::config::Board;
 use crate::config::boot::UBootSource;
-use crate::fetch::{Apt, Extra};
+use crate::fetch::SourcePackage;
 use crate::host::tool;
 
 /// A built U-Boot: the binary in the cache and where it came from.
+#[derive(Clone, Debug)]
 pub struct Built {
     pub binary: PathBuf,
     pub what: String,
+    /// `what` without where the cache is: the same wherever it was built.
+    pub about: String,
+    /// The verified source package it was built from.
+    pub source: SourcePackage,
 }
 
 /// Debian's cross compiler for an arch: (program prefix, package).
@@ -48,7 +54,12 @@ const BUILD_TOOLS: [(&str, &str); 7] = [
 ];
 
 /// Builds (or takes from the cache) the board's U-Boot.
-pub fn build(board: &Board, source: &UBootSource, mtime: u64) -> Result<Built> {
+pub fn build(
+    board: &Board,
+    source: &UBootSource,
+    offline: Option<&Path>,
+    mtime: u64,
+) -> Result<Built> {
     let UBootSource::Build {
         defconfig,
         binary,
@@ -95,23 +106,10 @@ pub fn build(board: &Board, source: &UBootSource, mtime: u64) -> Result<Built> {
         }
     }
     let cache = crate::fetch::cache_dir().join("u-boot");
-    let extra = Extra {
-        components: board.packages.components.clone(),
-        sources: true,
-    };
-    let apt = Apt::with_extra(&crate::fetch::cache_dir(), board.arch, &extra)?;
-    apt.update(false)?;
-    let dsc = apt.source("u-boot", &cache.join("src"))?;
-    drop(apt);
-    let dsc_name = dsc
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let version = dsc_name
-        .strip_prefix("u-boot_")
-        .and_then(|rest| rest.strip_suffix(".dsc"))
-        .unwrap_or(&dsc_name)
-        .to_string();
+    // Verified on every use, the cache's copy included, before anything is unpacked.
+    let package = crate::fetch::source_package(board, offline, "u-boot")?;
+    let dsc = package.dsc_path();
+    let version = package.version.clone();
     let key = {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::hash::DefaultHasher::new();
@@ -148,6 +146,8 @@ pub fn build(board: &Board, source: &UBootSource, mtime: u64) -> Result<Built> {
         return Ok(Built {
             binary: cached,
             what: format!("{what}, cached in {}", dir.display()),
+            about: what,
+            source: package,
         });
     }
     let started = Instant::now();
@@ -266,7 +266,9 @@ pub fn build(board: &Board, source: &UBootSource, mtime: u64) -> Result<Built> {
     );
     Ok(Built {
         binary: cached,
+        about: what.clone(),
         what,
+        source: package,
     })
 }
 

@@ -20,6 +20,7 @@
 //! prints, so listings round-trip.
 
 pub mod deb;
+pub mod dsc;
 pub mod list;
 pub mod makedevs;
 pub mod overlay;
