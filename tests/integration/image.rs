@@ -764,9 +764,13 @@ fn bad_boot_chains_are_refused_before_anything_is_written() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// The Orange Pi card (issue 12): U-Boot built from Debian's source at byte 8192, the
-/// table and partitions after it intact, extlinux.conf naming the board's dtb; built again
-/// in another cache (so U-Boot is rebuilt in another directory), the card is identical.
+/// The Orange Pi card (issues 12 and 14): U-Boot built from Debian's source at byte 8192,
+/// the table and partitions after it intact, extlinux.conf naming the board's dtb. The
+/// source is pinned: `kiln vendor` copies its files (their SHA-256 as sha256sum gives
+/// them, the lock's), and the card built again offline from that directory, in an empty
+/// cache (no apt state is ever made, so nothing was downloaded; U-Boot is rebuilt in
+/// another directory), is identical. The card's SBOM names the source package, which the
+/// U-Boot binary is GENERATED_FROM, and passes the SPDX validator.
 #[test]
 fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
     if !enabled() {
@@ -776,34 +780,84 @@ fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
     let board = format!("{ROOT}/board-configs/orangepi-pc.toml");
     let shared = crate::util::shared_cache();
     let other = scratch.join("cache");
-    std::fs::create_dir_all(other.join("u-boot")).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
     // kiln may run as another user (see util::kiln): the cache is everyone's.
-    for dir in [other.clone(), other.join("u-boot")] {
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    std::fs::create_dir_all(shared.join("u-boot/src")).unwrap();
-    for (link, target) in [
-        ("apt", shared.join("apt")),
-        ("debs", shared.join("debs")),
-        ("u-boot/src", shared.join("u-boot/src")),
-    ] {
-        std::fs::create_dir_all(&target).unwrap();
-        std::os::unix::fs::symlink(&target, other.join(link)).unwrap();
-    }
-    let mut images = Vec::new();
-    for (round, cache) in [("a", &shared), ("b", &other)] {
-        let image = scratch.join(&format!("opi-{round}.img"));
+    let image = |cache: &Path, name: &str, extra: &[&str]| {
         let output = crate::util::kiln()
             .env("KILN_CACHE", cache)
             .current_dir(&scratch.path)
-            .args(["image", &board, "-o", s(&image)])
+            .args(["image", "--locked", &board, "-o", s(&scratch.join(name))])
+            .args(extra)
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
         eprintln!("{}", stderr(&output));
-        images.push(std::fs::read(&image).unwrap());
+        std::fs::read(scratch.join(name)).unwrap()
+    };
+    let mut images = vec![image(&shared, "opi-a.img", &[])];
+    let vendor = scratch.join("vendor");
+    let vendored = crate::util::kiln()
+        .env("KILN_CACHE", &shared)
+        .args(["vendor", &board, s(&vendor)])
+        .output()
+        .unwrap();
+    assert!(vendored.status.success(), "{}", stderr(&vendored));
+    assert!(
+        stderr(&vendored).contains(" packages and 1 source package into "),
+        "{}",
+        stderr(&vendored)
+    );
+    let check = Command::new("sha256sum")
+        .current_dir(&vendor)
+        .args(["--check", "--quiet", "SHA256SUMS"])
+        .status()
+        .unwrap();
+    assert!(check.success(), "sha256sum --check SHA256SUMS failed");
+    // The lock's [[source]] entry: each file's size and SHA-256, as the tools see them.
+    let lock = std::fs::read_to_string(format!("{ROOT}/board-configs/orangepi-pc.lock")).unwrap();
+    let (_, source) = lock
+        .split_once("\n[[source]]\npackage = \"u-boot\"\n")
+        .unwrap();
+    let version = source
+        .lines()
+        .find_map(|line| line.strip_prefix("version = "))
+        .unwrap()
+        .trim_matches('"');
+    let mut pinned = Vec::new();
+    for file in source.split("[[source.file]]\n").skip(1) {
+        let field = |key: &str| {
+            file.lines()
+                .find_map(|line| line.strip_prefix(&format!("{key} = ")))
+                .unwrap()
+                .trim_matches('"')
+                .to_string()
+        };
+        let name = field("name");
+        let sum = crate::util::tool("sha256sum", &[s(&vendor.join(&name))], None);
+        assert_eq!(sum.split(' ').next().unwrap(), field("sha256"), "{name}");
+        let size = std::fs::metadata(vendor.join(&name)).unwrap().len();
+        assert_eq!(size.to_string(), field("size"), "{name}");
+        pinned.push((name, field("sha256")));
     }
+    let names: Vec<&str> = pinned.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("u-boot_{version}.debian.tar.xz"),
+            format!("u-boot_{version}.dsc"),
+            "u-boot_2023.01+dfsg.orig.tar.xz".to_string()
+        ],
+        "{source}"
+    );
+    images.push(image(&other, "opi-b.img", &["--offline", s(&vendor)]));
+    assert!(
+        !other.join("apt").exists(),
+        "the offline build made an apt state"
+    );
     assert!(images[0] == images[1], "two Orange Pi cards differ");
     let card = &images[0];
     let built: Vec<PathBuf> = std::fs::read_dir(other.join("u-boot"))
@@ -839,4 +893,57 @@ fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
             append console=ttyS0 panic=-1 nosmp root=LABEL=rootfs rootfstype=ext4 rootwait rw
     "#]]
     .assert_eq(&String::from_utf8(conf).unwrap());
+    // The card's SBOM: the source package by its .dsc's SHA-256, the binary made from it.
+    let sbom_path = scratch.join("opi-a.img.spdx.json");
+    let sbom = std::fs::read_to_string(&sbom_path).unwrap();
+    let dsc_sha = &pinned[1].1;
+    let source_package = sbom
+        .lines()
+        .find(|line| line.contains("\"SPDXID\": \"SPDXRef-Source-u-boot\""))
+        .unwrap_or_else(|| panic!("no u-boot source package in\n{sbom}"));
+    for wanted in [
+        format!("\"versionInfo\": \"{version}\""),
+        format!("\"checksumValue\": \"{dsc_sha}\""),
+        "\"primaryPackagePurpose\": \"SOURCE\"".to_string(),
+        "GPL-2.0-or-later".to_string(),
+    ] {
+        assert!(
+            source_package.contains(&wanted),
+            "no {wanted} in {source_package}"
+        );
+    }
+    let spl_sha = crate::util::tool("sha256sum", &[s(&built[0])], None);
+    let spl_sha = spl_sha.split(' ').next().unwrap();
+    assert!(
+        sbom.contains(spl_sha),
+        "the SBOM lacks the U-Boot binary's SHA-256"
+    );
+    for (from, kind, to) in [
+        (
+            "SPDXRef-Built-u-boot-sunxi-with-spl.bin",
+            "GENERATED_FROM",
+            "SPDXRef-Source-u-boot",
+        ),
+        (
+            "SPDXRef-Image-opi-a.img",
+            "CONTAINS",
+            "SPDXRef-Built-u-boot-sunxi-with-spl.bin",
+        ),
+    ] {
+        let relationship = format!(
+            "{{\"spdxElementId\": \"{from}\", \"relationshipType\": \"{kind}\", \"relatedSpdxElement\": \"{to}\"}}"
+        );
+        assert!(sbom.contains(&relationship), "no {relationship} in\n{sbom}");
+    }
+    let valid = Command::new(crate::lock::pyspdxtools())
+        .arg("-i")
+        .arg(&sbom_path)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&valid.stdout),
+        stderr(&valid)
+    );
 }

@@ -196,7 +196,7 @@ fn a_stale_or_missing_lock_is_an_error_under_locked() {
 }
 
 /// A venv with the SPDX project's own validator, made once in the shared cache.
-fn pyspdxtools() -> PathBuf {
+pub fn pyspdxtools() -> PathBuf {
     let venv = crate::util::shared_cache().join("spdx-venv");
     let tool = venv.join("bin/pyspdxtools");
     if !tool.exists() {
@@ -284,4 +284,146 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
         assert!(text.contains("\"relationshipType\": \"GENERATED_FROM\""));
         assert!(text.contains("pkg:deb/debian/busybox-static@"));
     }
+}
+
+/// The U-Boot source package is pinned too: a byte changed in the cached .orig tarball is
+/// refused before anything is unpacked (exit 111, naming the file, both hashes and the
+/// lock), and nothing is written.
+#[test]
+fn a_changed_source_file_in_the_cache_is_refused_naming_it() {
+    if !network_tests_with(
+        "downloads the u-boot source (15 MB) and packages",
+        &["apt-get", "sfdisk", "mkfs.fat", "mke2fs"],
+    ) {
+        return;
+    }
+    let warm = crate::util::shared_cache();
+    let board = shipped("orangepi-pc");
+    // Fill the shared cache with the locked source (and .debs): vendoring fetches both.
+    let scratch = Scratch::new("lock-source-tamper");
+    let vendored = kiln(&warm, &["vendor", &board, s(&scratch.join("vendor"))]);
+    assert!(vendored.status.success(), "{}", stderr(&vendored));
+    let cache = scratch.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for link in ["apt", "debs"] {
+        std::os::unix::fs::symlink(warm.join(link), cache.join(link)).unwrap();
+    }
+    let copy = Command::new("cp")
+        .args(["-a", s(&warm.join("sources")), s(&cache)])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    // kiln runs unprivileged in the tests: the copy must be its to use.
+    let opened = Command::new("chmod")
+        .args(["-R", "a+rwX", s(&cache)])
+        .status()
+        .unwrap();
+    assert!(opened.success());
+    let orig = std::fs::read_dir(cache.join("sources"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| s(path).ends_with(".orig.tar.xz"))
+        .unwrap();
+    let mut bytes = std::fs::read(&orig).unwrap();
+    bytes[5000] ^= 0x20;
+    std::fs::write(&orig, bytes).unwrap();
+    let got = crate::util::tool("sha256sum", &[s(&orig)], None);
+    let got = got.split(' ').next().unwrap();
+    let out = scratch.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let card = out.join("opi.img");
+    let output = kiln(&cache, &["image", &board, "-o", s(&card)]);
+    assert_eq!(output.status.code(), Some(111), "{}", stderr(&output));
+    let text = stderr(&output);
+    let lock = std::fs::read_to_string(format!("{ROOT}/board-configs/orangepi-pc.lock")).unwrap();
+    let want = lock
+        .split("\n\n")
+        .find(|entry| entry.contains(".orig.tar.xz\""))
+        .and_then(|entry| {
+            entry
+                .lines()
+                .find_map(|line| line.strip_prefix("sha256 = "))
+        })
+        .unwrap()
+        .trim_matches('"');
+    for wanted in [
+        &format!(
+            "{}: source u-boot 2023.01+dfsg-2+deb12u3: SHA-256",
+            s(&orig)
+        ),
+        want,
+        got,
+        "orangepi-pc.lock",
+    ] {
+        assert!(text.contains(wanted), "no {wanted:?} in\n{text}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "a refused image left {left:?}");
+    // Nothing was unpacked or built either.
+    assert!(!cache.join("u-boot").exists(), "U-Boot was built");
+}
+
+/// A lock written before source packages were pinned (its digest without them, no
+/// [[source]] entry) no longer matches a board that builds U-Boot from source: a warning
+/// and a fresh resolution, exit 100 under --locked; `kiln lock` adds the entry.
+#[test]
+fn a_lock_without_the_source_entry_is_stale() {
+    if !network_tests_with(
+        "downloads the u-boot source (15 MB) and packages",
+        &["apt-get"],
+    ) {
+        return;
+    }
+    let cache = crate::util::shared_cache();
+    let scratch = Scratch::new("lock-no-source");
+    let board = scratch.write(
+        "b.toml",
+        &format!("name = \"b\"\ninherit = \"{ROOT}/board-configs/orangepi-pc.toml\"\n"),
+    );
+    let current =
+        std::fs::read_to_string(format!("{ROOT}/board-configs/orangepi-pc.lock")).unwrap();
+    let (without, _) = current.split_once("\n[[source]]\n").unwrap();
+    // The digest the previous kiln wrote for orangepi-pc, and the current one without the entry.
+    let old = without.replace(
+        without
+            .lines()
+            .find(|line| line.starts_with("digest = "))
+            .unwrap(),
+        "digest = \"sha256:b74ed10b488384c4674f2ef4d4a296a4aa93cae83371955c9bd024a3ad7eea40\"",
+    );
+    for text in [old.as_str(), without] {
+        scratch.write("b.lock", text);
+        let locked = kiln(&cache, &["fetch", "--locked", s(&board)]);
+        assert_eq!(locked.status.code(), Some(100), "{}", stderr(&locked));
+        assert!(
+            stderr(&locked).contains("b.lock: stale"),
+            "{}",
+            stderr(&locked)
+        );
+        let fresh = kiln(&cache, &["fetch", s(&board)]);
+        assert!(fresh.status.success(), "{}", stderr(&fresh));
+        assert!(
+            stderr(&fresh).contains("b.lock is stale"),
+            "{}",
+            stderr(&fresh)
+        );
+    }
+    let relocked = kiln(&cache, &["lock", s(&board)]);
+    assert!(relocked.status.success(), "{}", stderr(&relocked));
+    assert!(
+        stderr(&relocked).contains("+ source u-boot "),
+        "{}",
+        stderr(&relocked)
+    );
+    let lock = std::fs::read_to_string(scratch.join("b.lock")).unwrap();
+    assert!(
+        lock.contains("\n[[source]]\npackage = \"u-boot\"\n"),
+        "{lock}"
+    );
+    let fetched = kiln(&cache, &["fetch", "--locked", s(&board)]);
+    assert!(fetched.status.success(), "{}", stderr(&fetched));
 }
