@@ -293,7 +293,9 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
 fn a_changed_source_file_in_the_cache_is_refused_naming_it() {
     if !network_tests_with(
         "downloads the u-boot source (15 MB) and packages",
-        &["apt-get", "sfdisk", "mkfs.fat", "mke2fs"],
+        &[
+            "apt-get", "sfdisk", "debugfs", "e2fsck", "mkfs.fat", "mcopy",
+        ],
     ) {
         return;
     }
