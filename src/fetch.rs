@@ -630,9 +630,10 @@ pub fn source_package(
         .collect();
     if dsc.source != package || &dsc.version != version || listed != locked {
         bail!(crate::error::Input(format!(
-            "{}: source {package} {version}: the files it pins are not those {} lists (note: rewrite the entry with `kiln lock --update {package}`)",
+            "{}: source {package} {version}: the files it pins are not those {} lists (note: rewrite the entry with `kiln lock --update {} {package}`)",
             lock_path.display(),
-            dsc_path.display()
+            dsc_path.display(),
+            board.file.display()
         )));
     }
     Ok(SourcePackage {
