@@ -76,6 +76,9 @@ pub enum Command {
         /// directory beside the SBOM).
         #[arg(long, value_name = "DIR")]
         licenses: Option<PathBuf>,
+        /// Also write the SBOM as CycloneDX 1.5 JSON, `BOARD.cdx.json` beside the SPDX one.
+        #[arg(long)]
+        cyclonedx: bool,
     },
     /// Make the board's partitioned SD-card or disk image (its `[image]` table), without
     /// root: an ext4 root partition holding the image tree with its owners, modes and
@@ -89,6 +92,9 @@ pub enum Command {
         /// Take .debs from this directory instead of downloading.
         #[arg(long, value_name = "DIR")]
         offline: Option<PathBuf>,
+        /// Also write the SBOM as CycloneDX 1.5 JSON, `CARD.cdx.json` beside the SPDX one.
+        #[arg(long)]
+        cyclonedx: bool,
     },
     /// Boot a board on QEMU and judge the boot by its serial console: exit 0 when every
     /// expected marker appeared (and, with --expect, the guest then powered off cleanly), 1

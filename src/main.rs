@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             offline,
             explain,
             licenses,
+            cyclonedx,
         } => {
             let board = load(&board)?;
             let formats = archive::formats_or(&format, &board.formats)?;
@@ -163,11 +164,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 built: &[],
             };
             sbom::write(&board, &built.rootfs, &subject, &sbom)?;
+            let cdx = out_dir.join(format!("{}.cdx.json", board.name));
+            if cyclonedx {
+                sbom::write_cyclonedx(&board, &built.rootfs, &subject, &cdx)?;
+            }
             if let Some(dir) = &licenses {
                 sbom::licenses(&built.rootfs, dir)?;
             }
             eprint!("{}", built.report());
             eprintln!("kiln: wrote {}", sbom.display());
+            if cyclonedx {
+                eprintln!("kiln: wrote {}", cdx.display());
+            }
             if explain {
                 cli::write_stdout(built.rootfs.explain.as_bytes())?;
             }
@@ -176,6 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             board,
             output,
             offline,
+            cyclonedx,
         } => {
             let started = std::time::Instant::now();
             let board = load(&board)?;
@@ -191,8 +200,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 built: &made.built,
             };
             sbom::write(&board, &made.rootfs, &subject, &sbom)?;
+            let cdx = sbom::beside_as(&output, "cdx.json");
+            if cyclonedx {
+                sbom::write_cyclonedx(&board, &made.rootfs, &subject, &cdx)?;
+            }
             eprint!("{}", made.report(&board));
             eprintln!("kiln: wrote {}", sbom.display());
+            if cyclonedx {
+                eprintln!("kiln: wrote {}", cdx.display());
+            }
             eprintln!(
                 "kiln: image built in {:.2} s (packages from the cache; downloads, if any, included)",
                 started.elapsed().as_secs_f64()

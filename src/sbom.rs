@@ -1,14 +1,16 @@
-//! The software bill of materials of a build or a card: SPDX 2.3 as JSON. The outputs
-//! are the described packages; each CONTAINS every Debian package that put files into
-//! the image (name, version, supplier from the Maintainer field, purl, the .deb's
-//! SHA-256, the licence its machine-readable `debian/copyright` declares, else
-//! NOASSERTION), kiln's own generated content (init tree, accounts, config files,
-//! overlays), which is GENERATED_FROM the board file, and on a card the kernel and
-//! boot-file packages, and what kiln built from source (U-Boot): the binary the card
-//! CONTAINS, GENERATED_FROM the Debian source package (its .dsc's SHA-256, the licence
-//! of its `debian/copyright`) and the board. The same build gives the same bytes: the namespace is derived from
-//! the content and the time is SOURCE_DATE_EPOCH. Mirrors are never named: a package's
-//! download location is NOASSERTION, and its purl and the lock identify it.
+//! The software bill of materials of a build or a card: SPDX 2.3 as JSON (and, with
+//! `--cyclonedx`, the same document as CycloneDX 1.5 JSON). The outputs are the
+//! described packages; each CONTAINS every Debian package that put files into the image
+//! (name, version, supplier from the Maintainer field, purl, the .deb's SHA-256, the
+//! licence its machine-readable `debian/copyright` declares, else NOASSERTION), kiln's
+//! own generated content (init tree, accounts, config files, overlays), which is
+//! GENERATED_FROM the board file, and on a card the kernel and boot-file packages, and
+//! what kiln built from source (U-Boot): the binary the card CONTAINS, GENERATED_FROM
+//! the Debian source package (its .dsc's SHA-256, the licence of its
+//! `debian/copyright`) and the board. The same build gives the same bytes: the
+//! namespace is derived from the content and the time is SOURCE_DATE_EPOCH. Mirrors are
+//! never named: a package's download location is NOASSERTION, and its purl and the lock
+//! identify it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -41,8 +43,14 @@ pub fn write(board: &Board, rootfs: &Rootfs, subject: &Subject, path: &Path) -> 
 
 /// Where `kiln image` writes a card's SBOM: `CARD.spdx.json` beside it.
 pub fn beside(card: &Path) -> PathBuf {
+    beside_as(card, "spdx.json")
+}
+
+/// `CARD.EXTENSION` beside the card.
+pub fn beside_as(card: &Path, extension: &str) -> PathBuf {
     let mut name = card.as_os_str().to_owned();
-    name.push(".spdx.json");
+    name.push(".");
+    name.push(extension);
     PathBuf::from(name)
 }
 
@@ -99,7 +107,77 @@ fn contributors(rootfs: &Rootfs) -> (BTreeSet<String>, bool) {
     (packages, generated)
 }
 
+/// One package of the document: an SPDX package, a CycloneDX component.
+struct Item {
+    id: String,
+    name: String,
+    version: Option<String>,
+    /// SPDX's form: `Person: NAME (MAIL)` or `Organization: NAME (MAIL)`.
+    supplier: Option<String>,
+    /// SPDX's primaryPackagePurpose, when it says more than "a package".
+    purpose: Option<&'static str>,
+    /// CycloneDX's component type.
+    kind: &'static str,
+    sha256: Option<String>,
+    /// An SPDX licence expression, or NOASSERTION.
+    license: String,
+    purl: Option<String>,
+    comment: Option<String>,
+}
+
+impl Item {
+    fn new(id: String, name: &str, kind: &'static str) -> Item {
+        Item {
+            id,
+            name: name.to_string(),
+            version: None,
+            supplier: None,
+            purpose: None,
+            kind,
+            sha256: None,
+            license: "NOASSERTION".to_string(),
+            purl: None,
+            comment: None,
+        }
+    }
+}
+
+/// What an SBOM says, before it is written in a format.
+struct Document {
+    title: String,
+    /// A UUID derived from the content.
+    namespace: String,
+    created: String,
+    items: Vec<Item>,
+    /// (from, SPDX relationship type, to), by id.
+    relationships: Vec<(String, &'static str, String)>,
+    /// LicenseRef- identifiers and their texts.
+    extracted: BTreeMap<String, String>,
+}
+
+/// The SPDX 2.3 JSON document.
 pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<String> {
+    Ok(spdx(&document(board, rootfs, subject)?))
+}
+
+/// The same SBOM as CycloneDX 1.5 JSON.
+pub fn render_cyclonedx(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<String> {
+    Ok(cyclonedx(&document(board, rootfs, subject)?))
+}
+
+/// Writes the CycloneDX SBOM to `path` (atomically).
+pub fn write_cyclonedx(
+    board: &Board,
+    rootfs: &Rootfs,
+    subject: &Subject,
+    path: &Path,
+) -> Result<()> {
+    let text = render_cyclonedx(board, rootfs, subject)?;
+    crate::host::temp::write_file(path, text.as_bytes())?;
+    Ok(())
+}
+
+fn document(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Document> {
     let (mut contained, generated) = contributors(rootfs);
     contained.extend(
         subject
@@ -109,10 +187,15 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
             .cloned(),
     );
     let mut ids = Ids::default();
-    let mut packages = Vec::new();
+    let mut items = Vec::new();
     let mut relationships = Vec::new();
     let mut extracted: BTreeMap<String, String> = BTreeMap::new();
     let mut fingerprint = Sha256::new();
+    let output_kind = if subject.purpose == "FIRMWARE" {
+        "firmware"
+    } else {
+        "file"
+    };
 
     let mut outputs = Vec::new();
     for output in subject.outputs {
@@ -121,18 +204,12 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         let name = file_name(output);
         let id = ids.make("SPDXRef-Image-", &name);
         relationships.push(("SPDXRef-DOCUMENT".to_string(), "DESCRIBES", id.clone()));
-        packages.push(object(&[
-            ("name", string(&name)),
-            ("SPDXID", string(&id)),
-            ("versionInfo", string(&board.name)),
-            ("primaryPackagePurpose", string(subject.purpose)),
-            ("downloadLocation", string("NOASSERTION")),
-            ("filesAnalyzed", "false".to_string()),
-            ("checksums", checksums(&sha256)),
-            ("licenseConcluded", string("NOASSERTION")),
-            ("licenseDeclared", string("NOASSERTION")),
-            ("copyrightText", string("NOASSERTION")),
-        ]));
+        items.push(Item {
+            version: Some(board.name.clone()),
+            purpose: Some(subject.purpose),
+            sha256: Some(sha256),
+            ..Item::new(id.clone(), &name, output_kind)
+        });
         outputs.push(id);
     }
 
@@ -140,37 +217,26 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         .with_context(|| format!("unable to read {}", board.file.display()))?;
     let board_sha = hex(&Sha256::digest(&board_bytes));
     fingerprint.update(board_sha.as_bytes());
-    packages.push(object(&[
-        ("name", string(&file_name(&board.file))),
-        ("SPDXID", string("SPDXRef-Board")),
-        ("primaryPackagePurpose", string("SOURCE")),
-        ("downloadLocation", string("NOASSERTION")),
-        ("filesAnalyzed", "false".to_string()),
-        ("checksums", checksums(&board_sha)),
-        ("licenseConcluded", string("NOASSERTION")),
-        ("licenseDeclared", string("NOASSERTION")),
-        ("copyrightText", string("NOASSERTION")),
-        (
-            "comment",
-            string("The board config the outputs were built from (with the files it inherits)."),
+    items.push(Item {
+        purpose: Some("SOURCE"),
+        sha256: Some(board_sha),
+        comment: Some(
+            "The board config the outputs were built from (with the files it inherits)."
+                .to_string(),
         ),
-    ]));
+        ..Item::new("SPDXRef-Board".to_string(), &file_name(&board.file), "file")
+    });
     if generated {
-        packages.push(object(&[
-            ("name", string("kiln-generated")),
-            ("SPDXID", string("SPDXRef-kiln-generated")),
-            ("versionInfo", string(env!("CARGO_PKG_VERSION"))),
-            ("supplier", string("Organization: kiln")),
-            ("downloadLocation", string("NOASSERTION")),
-            ("filesAnalyzed", "false".to_string()),
-            ("licenseConcluded", string("NOASSERTION")),
-            ("licenseDeclared", string("NOASSERTION")),
-            ("copyrightText", string("NOASSERTION")),
-            (
-                "comment",
-                string("What kiln made from the board: the s6-linux-init tree and stage 1, /etc/passwd, group and shadow, busybox applet links, alternatives links, device nodes, the board's overlays and services."),
-            ),
-        ]));
+        items.push(Item {
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            supplier: Some("Organization: kiln".to_string()),
+            comment: Some("What kiln made from the board: the s6-linux-init tree and stage 1, /etc/passwd, group and shadow, busybox applet links, alternatives links, device nodes, the board's overlays and services.".to_string()),
+            ..Item::new(
+                "SPDXRef-kiln-generated".to_string(),
+                "kiln-generated",
+                "file",
+            )
+        });
         relationships.push((
             "SPDXRef-kiln-generated".to_string(),
             "GENERATED_FROM",
@@ -199,34 +265,14 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
             .as_deref()
             .and_then(|text| declared_license(text, name, &mut extracted))
             .unwrap_or_else(|| "NOASSERTION".to_string());
-        let mut fields = vec![
-            ("name", string(name)),
-            ("SPDXID", string(&id)),
-            ("versionInfo", string(&facts.why.version)),
-        ];
-        if let Some(supplier) = facts.maintainer.as_deref().map(supplier) {
-            fields.push(("supplier", string(&supplier)));
-        }
-        fields.extend([
-            ("downloadLocation", string("NOASSERTION")),
-            ("filesAnalyzed", "false".to_string()),
-            ("checksums", checksums(&sha256)),
-            ("licenseConcluded", string("NOASSERTION")),
-            ("licenseDeclared", string(&license)),
-            ("copyrightText", string("NOASSERTION")),
-            (
-                "externalRefs",
-                format!(
-                    "[{}]",
-                    object(&[
-                        ("referenceCategory", string("PACKAGE-MANAGER")),
-                        ("referenceType", string("purl")),
-                        ("referenceLocator", string(&purl(name, facts))),
-                    ])
-                ),
-            ),
-        ]);
-        packages.push(object(&fields));
+        items.push(Item {
+            version: Some(facts.why.version.clone()),
+            supplier: facts.maintainer.as_deref().map(supplier),
+            sha256: Some(sha256),
+            license,
+            purl: Some(purl(name, facts)),
+            ..Item::new(id.clone(), name, "library")
+        });
         for output in &outputs {
             relationships.push((output.clone(), "CONTAINS", id.clone()));
         }
@@ -239,60 +285,28 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         let license = crate::source::dsc::copyright(&source.dir, &source.dsc)
             .and_then(|text| declared_license(&text, &source.package, &mut extracted))
             .unwrap_or_else(|| "NOASSERTION".to_string());
-        let mut fields = vec![
-            ("name", string(&source.package)),
-            ("SPDXID", string(&source_id)),
-            ("versionInfo", string(&source.version)),
-        ];
-        if let Some(maintainer) = source.dsc.maintainer.as_deref() {
-            fields.push(("supplier", string(&supplier(maintainer))));
-        }
-        fields.extend([
-            ("primaryPackagePurpose", string("SOURCE")),
-            ("downloadLocation", string("NOASSERTION")),
-            ("filesAnalyzed", "false".to_string()),
-            ("checksums", checksums(source.dsc_sha256())),
-            ("licenseConcluded", string("NOASSERTION")),
-            ("licenseDeclared", string(&license)),
-            ("copyrightText", string("NOASSERTION")),
-            (
-                "externalRefs",
-                format!(
-                    "[{}]",
-                    object(&[
-                        ("referenceCategory", string("PACKAGE-MANAGER")),
-                        ("referenceType", string("purl")),
-                        (
-                            "referenceLocator",
-                            string(&source_purl(&source.package, &source.version)),
-                        ),
-                    ])
-                ),
-            ),
-            (
-                "comment",
-                string("Debian's source package (the checksum is its .dsc's); the board's lock pins each of its files."),
-            ),
-        ]);
-        packages.push(object(&fields));
+        items.push(Item {
+            version: Some(source.version.clone()),
+            supplier: source.dsc.maintainer.as_deref().map(supplier),
+            purpose: Some("SOURCE"),
+            sha256: Some(source.dsc_sha256().to_string()),
+            license,
+            purl: Some(source_purl(&source.package, &source.version)),
+            comment: Some("Debian's source package (the checksum is its .dsc's); the board's lock pins each of its files.".to_string()),
+            ..Item::new(source_id.clone(), &source.package, "library")
+        });
         let name = file_name(&built.binary);
         let (sha256, _) = crate::lock::hash_file(&built.binary)?;
         fingerprint.update(sha256.as_bytes());
         let id = ids.make("SPDXRef-Built-", &name);
-        packages.push(object(&[
-            ("name", string(&name)),
-            ("SPDXID", string(&id)),
-            ("versionInfo", string(&source.version)),
-            ("supplier", string("Organization: kiln")),
-            ("primaryPackagePurpose", string("FIRMWARE")),
-            ("downloadLocation", string("NOASSERTION")),
-            ("filesAnalyzed", "false".to_string()),
-            ("checksums", checksums(&sha256)),
-            ("licenseConcluded", string("NOASSERTION")),
-            ("licenseDeclared", string("NOASSERTION")),
-            ("copyrightText", string("NOASSERTION")),
-            ("comment", string(&built.about)),
-        ]));
+        items.push(Item {
+            version: Some(source.version.clone()),
+            supplier: Some("Organization: kiln".to_string()),
+            purpose: Some("FIRMWARE"),
+            sha256: Some(sha256),
+            comment: Some(built.about.clone()),
+            ..Item::new(id.clone(), &name, "firmware")
+        });
         relationships.push((id.clone(), "GENERATED_FROM", source_id));
         relationships.push((id.clone(), "GENERATED_FROM", "SPDXRef-Board".to_string()));
         for output in &outputs {
@@ -300,20 +314,73 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         }
     }
 
-    let namespace = uuid(&fingerprint.finalize());
+    Ok(Document {
+        title: format!("kiln {}", board.name),
+        namespace: uuid(&fingerprint.finalize()),
+        created: created()?,
+        items,
+        relationships,
+        extracted,
+    })
+}
+
+fn spdx(doc: &Document) -> String {
+    let packages: Vec<String> = doc
+        .items
+        .iter()
+        .map(|item| {
+            let mut fields = vec![("name", string(&item.name)), ("SPDXID", string(&item.id))];
+            if let Some(version) = &item.version {
+                fields.push(("versionInfo", string(version)));
+            }
+            if let Some(supplier) = &item.supplier {
+                fields.push(("supplier", string(supplier)));
+            }
+            if let Some(purpose) = item.purpose {
+                fields.push(("primaryPackagePurpose", string(purpose)));
+            }
+            fields.push(("downloadLocation", string("NOASSERTION")));
+            fields.push(("filesAnalyzed", "false".to_string()));
+            if let Some(sha256) = &item.sha256 {
+                fields.push(("checksums", checksums(sha256)));
+            }
+            fields.extend([
+                ("licenseConcluded", string("NOASSERTION")),
+                ("licenseDeclared", string(&item.license)),
+                ("copyrightText", string("NOASSERTION")),
+            ]);
+            if let Some(purl) = &item.purl {
+                fields.push((
+                    "externalRefs",
+                    format!(
+                        "[{}]",
+                        object(&[
+                            ("referenceCategory", string("PACKAGE-MANAGER")),
+                            ("referenceType", string("purl")),
+                            ("referenceLocator", string(purl)),
+                        ])
+                    ),
+                ));
+            }
+            if let Some(comment) = &item.comment {
+                fields.push(("comment", string(comment)));
+            }
+            object(&fields)
+        })
+        .collect();
     let mut fields = vec![
         ("spdxVersion", string("SPDX-2.3")),
         ("dataLicense", string("CC0-1.0")),
         ("SPDXID", string("SPDXRef-DOCUMENT")),
-        ("name", string(&format!("kiln {}", board.name))),
+        ("name", string(&doc.title)),
         (
             "documentNamespace",
-            string(&format!("urn:uuid:{namespace}")),
+            string(&format!("urn:uuid:{}", doc.namespace)),
         ),
         (
             "creationInfo",
             object(&[
-                ("created", string(&created()?)),
+                ("created", string(&doc.created)),
                 (
                     "creators",
                     format!(
@@ -327,7 +394,7 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
         (
             "relationships",
             array(
-                &relationships
+                &doc.relationships
                     .iter()
                     .map(|(from, kind, to)| {
                         object(&[
@@ -340,8 +407,9 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
             ),
         ),
     ];
-    if !extracted.is_empty() {
-        let infos: Vec<String> = extracted
+    if !doc.extracted.is_empty() {
+        let infos: Vec<String> = doc
+            .extracted
             .iter()
             .map(|(id, text)| {
                 object(&[
@@ -353,7 +421,159 @@ pub fn render(board: &Board, rootfs: &Rootfs, subject: &Subject) -> Result<Strin
             .collect();
         fields.push(("hasExtractedLicensingInfos", array(&infos)));
     }
-    Ok(format!("{}\n", object(&fields)))
+    format!("{}\n", object(&fields))
+}
+
+/// CycloneDX 1.5: the first described output is the BOM's subject, every other item a
+/// component (bom-ref = the SPDX id); CONTAINS becomes `dependencies`, GENERATED_FROM the
+/// generated component's `pedigree.ancestors`; a licence expression is kept as written,
+/// LicenseRef- ids included (their texts are in the SPDX document).
+fn cyclonedx(doc: &Document) -> String {
+    let described: Vec<&str> = doc
+        .relationships
+        .iter()
+        .filter(|(from, kind, _)| from == "SPDXRef-DOCUMENT" && *kind == "DESCRIBES")
+        .map(|(_, _, to)| to.as_str())
+        .collect();
+    let subject = described.first().copied();
+    let by_id: BTreeMap<&str, &Item> = doc
+        .items
+        .iter()
+        .map(|item| (item.id.as_str(), item))
+        .collect();
+    let component = |item: &Item, with_ref: bool| -> String {
+        let mut fields = vec![("type", string(item.kind))];
+        if with_ref {
+            fields.push(("bom-ref", string(&item.id)));
+        }
+        if let Some(supplier) = &item.supplier {
+            let text = supplier
+                .split_once(": ")
+                .map_or(&**supplier, |(_, rest)| rest);
+            let mut entity = Vec::new();
+            match text.rsplit_once(" (") {
+                Some((name, mail)) if mail.ends_with(')') && mail.contains('@') => {
+                    entity.push(("name", string(name)));
+                    entity.push((
+                        "contact",
+                        format!(
+                            "[{}]",
+                            object(&[("email", string(mail.trim_end_matches(')')))])
+                        ),
+                    ));
+                }
+                _ => entity.push(("name", string(text))),
+            }
+            fields.push(("supplier", object(&entity)));
+        }
+        fields.push(("name", string(&item.name)));
+        if let Some(version) = &item.version {
+            fields.push(("version", string(version)));
+        }
+        if let Some(comment) = &item.comment {
+            fields.push(("description", string(comment)));
+        }
+        if let Some(sha256) = &item.sha256 {
+            fields.push((
+                "hashes",
+                format!(
+                    "[{}]",
+                    object(&[("alg", string("SHA-256")), ("content", string(sha256))])
+                ),
+            ));
+        }
+        if item.license != "NOASSERTION" {
+            fields.push((
+                "licenses",
+                format!("[{}]", object(&[("expression", string(&item.license))])),
+            ));
+        }
+        if let Some(purl) = &item.purl {
+            fields.push(("purl", string(purl)));
+        }
+        fields
+            .iter()
+            .map(|(key, value)| format!("{}: {value}", string(key)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let with_pedigree = |item: &Item| -> String {
+        let ancestors: Vec<String> = doc
+            .relationships
+            .iter()
+            .filter(|(from, kind, _)| *from == item.id && *kind == "GENERATED_FROM")
+            .filter_map(|(_, _, to)| by_id.get(to.as_str()))
+            .map(|ancestor| format!("{{{}}}", component(ancestor, false)))
+            .collect();
+        if ancestors.is_empty() {
+            format!("{{{}}}", component(item, true))
+        } else {
+            format!(
+                "{{{}, \"pedigree\": {{\"ancestors\": [{}]}}}}",
+                component(item, true),
+                ancestors.join(", ")
+            )
+        }
+    };
+    let components: Vec<String> = doc
+        .items
+        .iter()
+        .filter(|item| Some(item.id.as_str()) != subject)
+        .map(with_pedigree)
+        .collect();
+    let mut contains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, kind, to) in &doc.relationships {
+        if *kind == "CONTAINS" {
+            contains.entry(from).or_default().push(to);
+        }
+    }
+    let dependencies: Vec<String> = contains
+        .iter()
+        .map(|(from, to)| {
+            object(&[
+                ("ref", string(from)),
+                (
+                    "dependsOn",
+                    format!(
+                        "[{}]",
+                        to.iter()
+                            .map(|id| string(id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            ])
+        })
+        .collect();
+    let tool = object(&[
+        ("type", string("application")),
+        ("name", string("kiln")),
+        ("version", string(env!("CARGO_PKG_VERSION"))),
+    ]);
+    let mut metadata = vec![
+        ("timestamp", string(&doc.created)),
+        ("tools", object(&[("components", format!("[{tool}]"))])),
+    ];
+    if let Some(item) = subject.and_then(|id| by_id.get(id)) {
+        metadata.push(("component", with_pedigree(item)));
+    }
+    let fields = vec![
+        (
+            "$schema",
+            string("http://cyclonedx.org/schema/bom-1.5.schema.json"),
+        ),
+        ("bomFormat", string("CycloneDX")),
+        ("specVersion", string("1.5")),
+        (
+            "serialNumber",
+            string(&format!("urn:uuid:{}", doc.namespace)),
+        ),
+        ("version", "1".to_string()),
+        ("metadata", object(&metadata)),
+        ("components", array(&components)),
+        ("dependencies", array(&dependencies)),
+    ];
+    format!("{}\n", object(&fields))
 }
 
 /// `name` with every character an SPDX identifier cannot hold (all but letters, digits,
@@ -722,6 +942,71 @@ mod tests {
             ),
             "GPL-2.0-or-later"
         );
+    }
+
+    #[test]
+    fn one_document_in_both_formats() {
+        let item = |id: &str, name: &str, kind| Item {
+            version: Some("1".to_string()),
+            sha256: Some("a".repeat(64)),
+            ..Item::new(id.to_string(), name, kind)
+        };
+        let doc = Document {
+            title: "kiln b".to_string(),
+            namespace: uuid(&[0; 32]),
+            created: "2000-01-01T00:00:00Z".to_string(),
+            items: vec![
+                Item {
+                    purpose: Some("FIRMWARE"),
+                    ..item("SPDXRef-Image-b.img", "b.img", "firmware")
+                },
+                Item {
+                    supplier: Some("Person: Jane Doe (jane@example.org)".to_string()),
+                    purpose: Some("SOURCE"),
+                    license: "GPL-2.0-or-later".to_string(),
+                    purl: Some(source_purl("u-boot", "1")),
+                    ..item("SPDXRef-Source-u-boot", "u-boot", "library")
+                },
+                item("SPDXRef-Built-u-boot.bin", "u-boot.bin", "firmware"),
+            ],
+            relationships: vec![
+                (
+                    "SPDXRef-DOCUMENT".to_string(),
+                    "DESCRIBES",
+                    "SPDXRef-Image-b.img".to_string(),
+                ),
+                (
+                    "SPDXRef-Built-u-boot.bin".to_string(),
+                    "GENERATED_FROM",
+                    "SPDXRef-Source-u-boot".to_string(),
+                ),
+                (
+                    "SPDXRef-Image-b.img".to_string(),
+                    "CONTAINS",
+                    "SPDXRef-Built-u-boot.bin".to_string(),
+                ),
+            ],
+            extracted: BTreeMap::new(),
+        };
+        expect_test::expect![[r#"
+            {"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": "kiln b", "documentNamespace": "urn:uuid:00000000-0000-5000-8000-000000000000", "creationInfo": {"created": "2000-01-01T00:00:00Z", "creators": ["Tool: kiln-0.1.0"]}, "packages": [
+            {"name": "b.img", "SPDXID": "SPDXRef-Image-b.img", "versionInfo": "1", "primaryPackagePurpose": "FIRMWARE", "downloadLocation": "NOASSERTION", "filesAnalyzed": false, "checksums": [{"algorithm": "SHA256", "checksumValue": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"},
+            {"name": "u-boot", "SPDXID": "SPDXRef-Source-u-boot", "versionInfo": "1", "supplier": "Person: Jane Doe (jane@example.org)", "primaryPackagePurpose": "SOURCE", "downloadLocation": "NOASSERTION", "filesAnalyzed": false, "checksums": [{"algorithm": "SHA256", "checksumValue": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "licenseConcluded": "NOASSERTION", "licenseDeclared": "GPL-2.0-or-later", "copyrightText": "NOASSERTION", "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": "pkg:deb/debian/u-boot@1?arch=source"}]},
+            {"name": "u-boot.bin", "SPDXID": "SPDXRef-Built-u-boot.bin", "versionInfo": "1", "downloadLocation": "NOASSERTION", "filesAnalyzed": false, "checksums": [{"algorithm": "SHA256", "checksumValue": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"}
+            ], "relationships": [
+            {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Image-b.img"},
+            {"spdxElementId": "SPDXRef-Built-u-boot.bin", "relationshipType": "GENERATED_FROM", "relatedSpdxElement": "SPDXRef-Source-u-boot"},
+            {"spdxElementId": "SPDXRef-Image-b.img", "relationshipType": "CONTAINS", "relatedSpdxElement": "SPDXRef-Built-u-boot.bin"}
+            ]}
+        "#]].assert_eq(&spdx(&doc));
+        expect_test::expect![[r#"
+            {"$schema": "http://cyclonedx.org/schema/bom-1.5.schema.json", "bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": "urn:uuid:00000000-0000-5000-8000-000000000000", "version": 1, "metadata": {"timestamp": "2000-01-01T00:00:00Z", "tools": {"components": [{"type": "application", "name": "kiln", "version": "0.1.0"}]}, "component": {"type": "firmware", "bom-ref": "SPDXRef-Image-b.img", "name": "b.img", "version": "1", "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]}}, "components": [
+            {"type": "library", "bom-ref": "SPDXRef-Source-u-boot", "supplier": {"name": "Jane Doe", "contact": [{"email": "jane@example.org"}]}, "name": "u-boot", "version": "1", "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "licenses": [{"expression": "GPL-2.0-or-later"}], "purl": "pkg:deb/debian/u-boot@1?arch=source"},
+            {"type": "firmware", "bom-ref": "SPDXRef-Built-u-boot.bin", "name": "u-boot.bin", "version": "1", "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "pedigree": {"ancestors": [{"type": "library", "supplier": {"name": "Jane Doe", "contact": [{"email": "jane@example.org"}]}, "name": "u-boot", "version": "1", "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}], "licenses": [{"expression": "GPL-2.0-or-later"}], "purl": "pkg:deb/debian/u-boot@1?arch=source"}]}}
+            ], "dependencies": [
+            {"ref": "SPDXRef-Image-b.img", "dependsOn": ["SPDXRef-Built-u-boot.bin"]}
+            ]}
+        "#]].assert_eq(&cyclonedx(&doc));
     }
 
     #[test]
