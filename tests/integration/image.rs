@@ -798,7 +798,7 @@ fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
         eprintln!("{}", stderr(&output));
         std::fs::read(scratch.join(name)).unwrap()
     };
-    let mut images = vec![image(&shared, "opi-a.img", &[])];
+    let mut images = vec![image(&shared, "opi-a.img", &["--cyclonedx"])];
     let vendor = scratch.join("vendor");
     let vendored = crate::util::kiln()
         .env("KILN_CACHE", &shared)
@@ -945,5 +945,34 @@ fn orangepi_pc_card_with_u_boot_from_source_is_reproducible() {
         "{}{}",
         String::from_utf8_lossy(&valid.stdout),
         stderr(&valid)
+    );
+    // The CycloneDX SBOM says the same: the binary's pedigree is the source package.
+    let cdx_path = scratch.join("opi-a.img.cdx.json");
+    let valid = crate::lock::cyclonedx_validator()
+        .arg(&cdx_path)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&valid.stdout),
+        stderr(&valid)
+    );
+    let cdx = std::fs::read_to_string(&cdx_path).unwrap();
+    let binary = cdx
+        .lines()
+        .find(|line| line.contains("\"bom-ref\": \"SPDXRef-Built-u-boot-sunxi-with-spl.bin\""))
+        .unwrap_or_else(|| panic!("no U-Boot binary in\n{cdx}"));
+    let (_, pedigree) = binary
+        .split_once("\"pedigree\": {\"ancestors\": [")
+        .unwrap();
+    assert!(
+        pedigree.contains(&format!("\"name\": \"u-boot\", \"version\": \"{version}\""))
+            && pedigree.contains(dsc_sha.as_str())
+            && pedigree.contains(&format!(
+                "pkg:deb/debian/u-boot@{}?arch=source",
+                version.replace('+', "%2B")
+            )),
+        "{binary}"
     );
 }

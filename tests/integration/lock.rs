@@ -214,6 +214,41 @@ pub fn pyspdxtools() -> PathBuf {
     tool
 }
 
+/// A venv with the CycloneDX project's own Python library and its JSON-schema validator,
+/// made once in the shared cache; returns the command that validates CycloneDX 1.5 files.
+pub fn cyclonedx_validator() -> Command {
+    let venv = crate::util::shared_cache().join("cyclonedx-venv");
+    let python = venv.join("bin/python");
+    let script = venv.join("validate.py");
+    if !script.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv", s(&venv)])
+            .status()
+            .unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "cyclonedx-python-lib[json-validation]",
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            installed.success(),
+            "pip install cyclonedx-python-lib failed"
+        );
+        std::fs::write(
+            &script,
+            "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerror = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\nif error:\n    print(str(error)[:2000])\n    sys.exit(1)\n",
+        )
+        .unwrap();
+    }
+    let mut command = Command::new(python);
+    command.arg(script);
+    command
+}
+
 #[test]
 fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
     if !network_tests_with(
@@ -224,6 +259,18 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
     }
     let cache = crate::util::shared_cache();
     let validator = pyspdxtools();
+    // A document with a field CycloneDX 1.5 does not have fails: the validator judges.
+    let scratch = Scratch::new("sbom-cdx-bad");
+    let bad = scratch.write(
+        "bad.cdx.json",
+        "{\"bomFormat\": \"CycloneDX\", \"specVersion\": \"1.5\", \"bogus\": 1}\n",
+    );
+    let judged = cyclonedx_validator().arg(&bad).output().unwrap();
+    assert!(
+        !judged.status.success(),
+        "the CycloneDX validator passed {}",
+        s(&bad)
+    );
     for board in [
         "qemu-aarch64",
         "qemu-aarch64-net",
@@ -237,7 +284,14 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
         let scratch = Scratch::new(&format!("sbom-{board}"));
         let output = kiln(
             &cache,
-            &["build", "--locked", &shipped(board), "-o", s(&scratch.path)],
+            &[
+                "build",
+                "--locked",
+                "--cyclonedx",
+                &shipped(board),
+                "-o",
+                s(&scratch.path),
+            ],
         );
         assert!(output.status.success(), "{board}: {}", stderr(&output));
         let sbom = scratch.join(&format!("{board}.spdx.json"));
@@ -253,6 +307,15 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
             stderr(&valid)
         );
         let text = std::fs::read_to_string(&sbom).unwrap();
+        let cdx_path = scratch.join(&format!("{board}.cdx.json"));
+        let valid = cyclonedx_validator().arg(&cdx_path).output().unwrap();
+        assert!(
+            valid.status.success(),
+            "{board}: {}{}",
+            String::from_utf8_lossy(&valid.stdout),
+            stderr(&valid)
+        );
+        let cdx = std::fs::read_to_string(&cdx_path).unwrap();
         let lock = std::fs::read_to_string(format!("{ROOT}/board-configs/{board}.lock")).unwrap();
         // Every package whose files are in the image, with the SHA-256 the lock records.
         let sizes = std::fs::read_to_string(scratch.join(&format!("{board}.sizes"))).unwrap();
@@ -279,6 +342,10 @@ fn every_shipped_board_has_a_valid_sbom_with_its_locked_packages() {
             assert!(
                 text.contains(sha),
                 "{board}: {origin}'s SHA-256 {sha} not in the SBOM"
+            );
+            assert!(
+                cdx.contains(&format!("\"name\": \"{origin}\", \"version\"")) && cdx.contains(sha),
+                "{board}: {origin} or its SHA-256 not in the CycloneDX SBOM"
             );
         }
         assert!(text.contains("\"relationshipType\": \"GENERATED_FROM\""));
