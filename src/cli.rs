@@ -89,7 +89,7 @@ pub enum Command {
         /// Output file (default: `out/BOARD/BOARD.img`).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Take .debs from this directory instead of downloading.
+        /// Take .debs and source packages from this directory instead of downloading.
         #[arg(long, value_name = "DIR")]
         offline: Option<PathBuf>,
         /// Also write the SBOM as CycloneDX 1.5 JSON, `CARD.cdx.json` beside the SPDX one.
@@ -125,21 +125,23 @@ pub enum Command {
         refresh: bool,
     },
     /// Resolve the board's packages and pin them in `BOARD.lock` beside the board file:
-    /// versions, sizes and SHA-256 of every .deb, the apt suite each came from.
+    /// versions, sizes and SHA-256 of every .deb, the apt suite each came from, and of
+    /// every file of a source package a bootloader is built from (U-Boot).
     Lock {
         board: PathBuf,
         /// Resolve afresh (refreshing apt's lists) even if the lock is up to date.
         #[arg(long)]
         update: bool,
-        /// With --update: only these packages move; the others keep their locked versions.
+        /// With --update: only these packages (or source packages) move; the others keep
+        /// their locked versions.
         #[arg(value_name = "PKG", requires = "update")]
         packages: Vec<String>,
-        /// Take .debs from this directory instead of downloading.
+        /// Take .debs and source packages from this directory instead of downloading.
         #[arg(long, value_name = "DIR")]
         offline: Option<PathBuf>,
     },
-    /// Copy every .deb the board's lock pins, verified, into DIR with a SHA256SUMS index,
-    /// for `--offline DIR` builds without the mirror.
+    /// Copy every .deb and source package file the board's lock pins, verified, into DIR
+    /// with a SHA256SUMS index, for `--offline DIR` builds without the mirror.
     Vendor { board: PathBuf, dir: PathBuf },
     /// Load and validate a board config (following `inherit`) and print it resolved.
     Config { board: PathBuf },
@@ -215,7 +217,7 @@ pub struct BootArgs {
     /// or kvm.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
-    /// Take .debs from this directory instead of downloading.
+    /// Take .debs and source packages from this directory instead of downloading.
     #[arg(long, value_name = "DIR")]
     pub offline: Option<PathBuf>,
     /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
