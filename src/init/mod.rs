@@ -207,11 +207,13 @@ fn stage1(config: &Config) -> Vec<u8> {
         quote(&config.options.stage2)
     );
     let _ = writeln!(text, "{b}/unexport !");
-    let _ = writeln!(text, "{b}/cd {}", quote(&join(t, "/service")));
     text.push_str("# fd 3 keeps the console for s6-svscan -X3; fd 2 joins stdout on the fifo.\n");
     let _ = writeln!(text, "{b}/fdmove -c 3 2");
     let _ = writeln!(text, "{b}/fdmove -c 2 1");
-    text.push_str("s6-svscan -X3 -t0\n");
+    text.push_str(
+        "# s6-svscan makes the scan directory its cwd itself: one exec fewer than execline's cd.\n",
+    );
+    let _ = writeln!(text, "s6-svscan -X3 -t0 {}", quote(&join(t, "/service")));
     text.into_bytes()
 }
 
@@ -226,9 +228,10 @@ fn logger_run(config: &Config) -> Vec<u8> {
          # fifo is 0600 root. s6-log -p ignores SIGTERM and exits at EOF, once every writer\n\
          # is gone; -b makes writers wait rather than losing lines.\n\n",
     );
+    text.push_str("# The fifo first: its open is what releases stage 2.\n");
+    let _ = writeln!(text, "{b}/redirfd -rnb 0 fifo");
     let _ = writeln!(text, "{b}/redirfd -a 2 /dev/console");
     let _ = writeln!(text, "{b}/redirfd -w 1 /dev/null");
-    let _ = writeln!(text, "{b}/redirfd -rnb 0 fifo");
     let _ = writeln!(
         text,
         "s6-applyuidgid -u {} -g {}",

@@ -94,7 +94,7 @@ fn probe_powers_off(arch: &str) {
     let getty_tty = format!("PROBE getty-tty=/dev/{tty}");
     let expected = vec![
         "PROBE pid1=s6-svscan",
-        "PROBE pid1-cmdline=s6-svscan -X3 -t0 ",
+        "PROBE pid1-cmdline=s6-svscan -X3 -t0 /run/service ",
         "PROBE pid1-cwd=/run/service",
         "PROBE run-fs=tmpfs",
         "PROBE fifo=prw------- 0:0",

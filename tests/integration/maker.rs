@@ -229,13 +229,13 @@ fn archive_mode_records_fifo_modes_and_log_owner_without_root() {
         -rwxr-xr-x 1 0 0 716 Jan 1 2000 etc/s6-linux-init/run-image/service/.s6-svscan/finish
         drwxr-xr-x 2 0 0 0 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log
         prw------- 1 0 0 0 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log/fifo
-        -rwxr-xr-x 1 0 0 548 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log/run
+        -rwxr-xr-x 1 0 0 601 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log/run
         drwx--S--- 2 70 71 0 Jan 1 2000 etc/s6-linux-init/run-image/uncaught-logs
-        -rwxr-xr-x 1 0 0 1457 Jan 1 2000 init
+        -rwxr-xr-x 1 0 0 1520 Jan 1 2000 init
         drwxr-xr-x 2 0 0 0 Jan 1 2000 proc
         drwxr-xr-x 2 0 0 0 Jan 1 2000 run
         drwxr-xr-x 2 0 0 0 Jan 1 2000 sbin
-        -rwxr-xr-x 1 0 0 1457 Jan 1 2000 sbin/init
+        -rwxr-xr-x 1 0 0 1520 Jan 1 2000 sbin/init
         drwxr-xr-x 2 0 0 0 Jan 1 2000 sys
     "#]]
     .assert_eq(&listing);
@@ -252,7 +252,7 @@ fn archive_mode_records_fifo_modes_and_log_owner_without_root() {
         vec![
             "prw------- 1 0 0 0 Jan 1 2000 etc/s6-linux-init/run-image/service/s6-svscan-log/fifo",
             "drwx--S--- 2 70 71 0 Jan 1 2000 etc/s6-linux-init/run-image/uncaught-logs",
-            "-rwxr-xr-x 1 0 0 1457 Jan 1 2000 init",
+            "-rwxr-xr-x 1 0 0 1520 Jan 1 2000 init",
         ]
     );
 }
@@ -487,7 +487,7 @@ fn boot_with_finish(
 
 #[test]
 fn stage1_runs_supervision_first_and_each_signal_reaches_stage3() {
-    let probe = "echo \"stage2: pid1=$(cat /proc/1/comm) cmdline=$(tr '\\0' ' ' < /proc/1/cmdline)\"\n\
+    let probe = "echo \"stage2: pid1=$(cat /proc/1/comm) cmdline=$(tr '\\0' ' ' < /proc/1/cmdline | sed \"s|$S|ROOT|\")\"\n\
                  echo \"stage2: env=[$KILN_TEST] umask=$(umask) cwd=$(pwd) own-session=$([ $(cut -d' ' -f6 /proc/$$/stat) = $$ ] && echo yes)\"\n\
                  for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = s6-log ] && echo \"stage2: logger $(grep -E '^(Uid|Gid|Groups)' $p/status | tr -s '\\t\\n' '  ')fd0=$(readlink $p/fd/0 | sed 's|.*/||')\"; done";
     for (signal, action) in [
@@ -509,7 +509,7 @@ fn stage1_runs_supervision_first_and_each_signal_reaches_stage3() {
         assert_eq!(boot.status, Some(0), "{signal}: {}", boot.console);
         let expected = format!(
             "s6-linux-init: stage 1\n\
-             stage2: pid1=s6-svscan cmdline=s6-svscan -X3 -t0 \n\
+             stage2: pid1=s6-svscan cmdline=s6-svscan -X3 -t0 ROOT/run/service \n\
              stage2: env=[a b =c ] umask=0027 cwd=/ own-session=yes\n\
              stage2: logger Uid: 65534 65534 65534 65534 Gid: 65534 65534 65534 65534 Groups: fd0=fifo\n\
              stage2: done\n\

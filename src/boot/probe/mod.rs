@@ -84,7 +84,10 @@ pub fn expected(config: &Config, console: &str) -> Vec<(String, String)> {
     let t = &config.options.tmpfsdir;
     let mut expected = vec![
         ("pid1".to_string(), "s6-svscan".to_string()),
-        ("pid1-cmdline".to_string(), "s6-svscan -X3 -t0 ".to_string()),
+        (
+            "pid1-cmdline".to_string(),
+            format!("s6-svscan -X3 -t0 {t}/service "),
+        ),
         ("pid1-cwd".to_string(), format!("{t}/service")),
         ("run-fs".to_string(), "tmpfs".to_string()),
         ("fifo".to_string(), "prw------- 0:0".to_string()),
