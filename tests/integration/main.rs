@@ -1,5 +1,6 @@
 //! kiln's integration tests: one test binary, a module per command.
 
+mod bench;
 mod boot;
 mod escape;
 mod fetch;
