@@ -50,9 +50,9 @@ fn boot_bench_table_and_breakdown_from_recorded_boots() {
     expect_test::expect![[r#"
         Recorded.
 
-        Guest seconds from the kernel's `Run /init`: median (min–max) of 1 TCG boots; icount: millions of guest instructions (`-icount shift=0,sleep=off`, deterministic).
+        Guest seconds from the kernel's `Run /init`: median (min–max) of 1 TCG boots; icount: guest ms under `-icount shift=0,sleep=off` (1 ns per instruction, idle time skipped to the next timer, so a guest sleep counts its length; the same on every run).
 
-        | supervisor | N | scanner running | stage 2 starts | stage 2 done | N services up | icount: scanner / stage 2 / done / up | done / floor (TCG, icount) |
+        | supervisor | N | scanner running | stage 2 starts | stage 2 done | N services up | icount ms: scanner / stage 2 / done / up | done / floor (TCG, icount) |
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
         | s6 | 0 | 0.796 (0.796–0.796) | 1.151 (1.151–1.151) | 1.630 (1.630–1.630) | - | 29.4 / 47.4 / 64.8 / - | 6.6×, 32.4× |
         | s6 | 7 | 0.904 (0.904–0.904) | 1.260 (1.260–1.260) | 3.700 (3.700–3.700) | 3.552 (3.552–3.552) | 30.7 / 47.4 / 142.0 / 130.2 | 15.0×, 71.1× |
@@ -60,7 +60,7 @@ fn boot_bench_table_and_breakdown_from_recorded_boots() {
 
         s6, no services: every exec from `Run /init` to stage 2 done (icount run; TCG: the median boot, tcg-1.log).
 
-        | # | exec (pid: file) | icount: ms (M instructions) since /init | step | TCG: ms since /init |
+        | # | exec (pid: file) | icount: ms since /init | step | TCG: ms since /init |
         | ---: | --- | ---: | ---: | ---: |
         | 1 | 1: `/init` | 0.2 | 0.2 | 42 |
         | 2 | 1: `/usr/lib/execline/bin/export` | 2.6 | 2.4 | 160 |
