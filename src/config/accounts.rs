@@ -224,6 +224,7 @@ pub fn init(raw: RawInit, users: &[User]) -> Result<Init, Problem> {
         raw.timestamp_style.map(|n| n.to_string()),
     );
     push(Opt::DevStyle, raw.dev_style.map(|n| n.to_string()));
+    push(Opt::Supervisor, raw.supervisor);
     for env in raw.env.unwrap_or_default() {
         push(Opt::Env, Some(env));
     }

@@ -355,6 +355,21 @@ impl Board {
             services::services(raw.services.unwrap_or_default(), &users, &groups, &implicit)
                 .map_err(error)?;
         let waves = services::waves(&services).map_err(error)?;
+        // Readiness through a notification fd is s6-supervise's; runsv and supervise
+        // never read it, so a service waiting for it would wait forever.
+        let supervisor = init.supervisor;
+        if supervisor != crate::init::options::Supervisor::S6 {
+            if let Some(service) = services.iter().find(|s| s.notification_fd.is_some()) {
+                return Err(error(problem(
+                    "[init] supervisor",
+                    format!(
+                        "{}: {} has a notification_fd (readiness), which only s6-supervise reads (note: drop notification_fd, or the DHCP [network] that uses one, or keep supervisor = \"s6\")",
+                        supervisor.name(),
+                        service.table
+                    ),
+                )));
+            }
+        }
         if matches!(kernel.source, KernelSource::File(_)) && kernel.dtb.is_some() {
             return Err(error(problem(
                 "[kernel] dtb",

@@ -127,6 +127,9 @@ pub struct RawInit {
     pub dev_style: Option<u8>,
     /// `-e`, each `VAR=VALUE`, `VAR=` or `VAR`.
     pub env: Option<Vec<String>>,
+    /// `-S` (kiln's extension): the supervision suite, `s6` (the default), `runit` or
+    /// `daemontools`.
+    pub supervisor: Option<String>,
     /// What the early getty does (not a maker option): `prompt` (the default: getty
     /// asks, login checks) or `autologin` (root is logged in without a password;
     /// development only).

@@ -22,7 +22,7 @@ use crate::tree::{Kind, Tree};
 const SYNOPSIS: &str = "[ -c basedir ] [ -l tmpfsdir ] [ -b execline_bindir ] [ -u log_user ] \
 [ -g early_getty_cmd ] [ -2 stage2 ] [ -r ] [ -Z stage2_finish ] [ -3 stage3 ] \
 [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d dev_style ] \
-[ -e initial_envvar ]... [ --passwd file ] [ --group file ] dir";
+[ -e initial_envvar ]... [ -S s6|runit|daemontools ] [ --passwd file ] [ --group file ] dir";
 
 /// How a run of the maker failed.
 #[derive(Debug, PartialEq, Eq)]

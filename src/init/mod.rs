@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod image;
 pub mod options;
+pub mod supervisor;
 
 use std::fmt::Write as _;
 
@@ -48,6 +49,9 @@ pub struct Generated {
 const ORIGIN: &str = "s6-linux-init-maker";
 
 pub fn generate(config: &Config) -> Generated {
+    if config.options.supervisor != options::Supervisor::S6 {
+        return supervisor::generate(config);
+    }
     let mut tree = Tree::new();
     let dir = Meta::root(0o755);
     let script = Meta::root(0o755);

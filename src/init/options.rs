@@ -29,10 +29,12 @@ pub enum Opt {
     TimestampStyle,
     DevStyle,
     Env,
+    Supervisor,
 }
 
 /// Every option with its letter and its board key, in the order values are validated.
-pub const OPTS: [(Opt, u8, &str); 13] = [
+pub const OPTS: [(Opt, u8, &str); 14] = [
+    (Opt::Supervisor, b'S', "supervisor"),
     (Opt::Basedir, b'c', "basedir"),
     (Opt::Tmpfsdir, b'l', "tmpfsdir"),
     (Opt::ExeclineBindir, b'b', "execline_bindir"),
@@ -66,6 +68,55 @@ impl Opt {
         OPTS.iter()
             .find(|(opt, ..)| *opt == self)
             .map_or("?", |(.., key)| *key)
+    }
+}
+
+/// `-S` (a kiln extension of the seed interface): which supervision suite pid 1 runs.
+/// s6 is the seed's own; runit and daemontools get the same scheme (scan directory on
+/// the tmpfs, the catch-all logger first, stage 2 after it) through a small pid 1
+/// shell, because neither runsvdir nor svscan can take shutdown signals as pid 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Supervisor {
+    #[default]
+    S6,
+    Runit,
+    Daemontools,
+}
+
+impl Supervisor {
+    pub const ALL: [Supervisor; 3] = [Supervisor::S6, Supervisor::Runit, Supervisor::Daemontools];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Supervisor::S6 => "s6",
+            Supervisor::Runit => "runit",
+            Supervisor::Daemontools => "daemontools",
+        }
+    }
+
+    /// The program that scans the service directory.
+    pub fn scanner(self) -> &'static str {
+        match self {
+            Supervisor::S6 => "s6-svscan",
+            Supervisor::Runit => "runsvdir",
+            Supervisor::Daemontools => "svscan",
+        }
+    }
+
+    /// The catch-all logger's program.
+    pub fn logger(self) -> &'static str {
+        match self {
+            Supervisor::S6 => "s6-log",
+            Supervisor::Runit => "svlogd",
+            Supervisor::Daemontools => "multilog",
+        }
+    }
+
+    fn parse(value: &[u8]) -> Result<Supervisor, String> {
+        Supervisor::ALL
+            .into_iter()
+            .find(|supervisor| supervisor.name().as_bytes() == value)
+            .ok_or_else(|| "supervisor must be s6, runit or daemontools".to_string())
     }
 }
 
@@ -133,6 +184,8 @@ pub struct Options {
     pub dev_style: u8,
     /// `-e`, in order, names unique: `None` removes the variable.
     pub env: Vec<(String, Option<Vec<u8>>)>,
+    /// `-S`: the supervision suite.
+    pub supervisor: Supervisor,
 }
 
 impl Default for Options {
@@ -152,6 +205,7 @@ impl Default for Options {
             timestamp_style: 1,
             dev_style: 2,
             env: Vec::new(),
+            supervisor: Supervisor::S6,
         }
     }
 }
@@ -275,6 +329,23 @@ impl Options {
                 }
             }
         }
+        // svlogd writes one stamp (-t TAI64N or -ttt ISO 8601), multilog only TAI64N.
+        let stamps_known = match options.supervisor {
+            Supervisor::S6 => true,
+            Supervisor::Runit => options.timestamp_style <= 2,
+            Supervisor::Daemontools => options.timestamp_style <= 1,
+        };
+        if !stamps_known {
+            return Err(Invalid::Value {
+                opt: Opt::TimestampStyle,
+                value: options.timestamp_style.to_string().into_bytes(),
+                why: format!(
+                    "{} cannot write this timestamp style under {} (svlogd writes TAI64N or ISO 8601, multilog TAI64N only)",
+                    options.supervisor.logger(),
+                    options.supervisor.name()
+                ),
+            });
+        }
         warnings.extend(options.path_warnings());
         Ok((options, warnings))
     }
@@ -310,6 +381,7 @@ impl Options {
             Opt::DevStyle => self.dev_style = digit(value, "dev_style", 2).map_err(invalid)?,
             Opt::Path => self.path = value.to_vec(),
             Opt::LogUser => self.log_user = log_user(value).map_err(invalid)?,
+            Opt::Supervisor => self.supervisor = Supervisor::parse(value).map_err(invalid)?,
             Opt::Env => return Err(invalid("-e is validated with the others".to_string())),
         }
         Ok(())
@@ -371,6 +443,11 @@ impl Options {
             "-d",
             self.dev_style.to_string().into_bytes(),
             default.dev_style.to_string().into_bytes(),
+        );
+        option(
+            "-S",
+            self.supervisor.name().as_bytes().to_vec(),
+            default.supervisor.name().as_bytes().to_vec(),
         );
         for (name, value) in &self.env {
             let mut word = name.clone().into_bytes();
@@ -638,6 +715,47 @@ mod tests {
         assert_eq!(
             warnings,
             vec!["-e A given more than once; the last value wins".to_string()]
+        );
+    }
+
+    #[test]
+    fn supervisors_parse_and_refuse_stamps_their_logger_cannot_write() {
+        let (options, _) = Options::validate(&given(&[(Opt::Supervisor, "runit")]), false).unwrap();
+        assert_eq!(options.supervisor, Supervisor::Runit);
+        assert_eq!(options.args(), vec![b"-S".to_vec(), b"runit".to_vec()]);
+        let (options, _) = Options::validate(&[], false).unwrap();
+        assert_eq!(options.supervisor, Supervisor::S6);
+        assert!(options.args().is_empty());
+        let err = Options::validate(&given(&[(Opt::Supervisor, "systemd")]), false).unwrap_err();
+        assert_eq!(
+            err.for_board(),
+            (
+                "[init] supervisor".to_string(),
+                "\"systemd\": supervisor must be s6, runit or daemontools".to_string()
+            )
+        );
+        for (supervisor, refused) in [("runit", "3"), ("daemontools", "2")] {
+            let err = Options::validate(
+                &given(&[
+                    (Opt::Supervisor, supervisor),
+                    (Opt::TimestampStyle, refused),
+                ]),
+                false,
+            )
+            .unwrap_err();
+            assert!(
+                err.for_command_line()
+                    .starts_with(&format!("-t \"{refused}\": ")),
+                "{}",
+                err.for_command_line()
+            );
+        }
+        assert!(
+            Options::validate(
+                &given(&[(Opt::Supervisor, "runit"), (Opt::TimestampStyle, "2")]),
+                false
+            )
+            .is_ok()
         );
     }
 
