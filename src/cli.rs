@@ -221,10 +221,11 @@ pub struct BootArgs {
     #[arg(long, value_name = "DIR")]
     pub offline: Option<PathBuf>,
     /// kiln's test mode: add an in-guest probe to (a copy of) the image, boot, check
-    /// what the s6 init did against the board's options, then shut down.
+    /// what the init (s6, runit or daemontools) did against the board's options, then
+    /// shut down.
     #[arg(long, conflicts_with_all = ["image", "interactive"])]
     pub check: bool,
-    /// How --check shuts down: poweroff, reboot, halt, sigint, or ctrl-alt-del (pressed
+    /// How --check shuts down: poweroff, reboot, halt, sigint, sigterm, or ctrl-alt-del (pressed
     /// through the QEMU monitor; needs a keyboard, e.g. x86_64's q35).
     #[arg(long, value_enum, default_value = "poweroff", requires = "check")]
     pub action: Action,

@@ -33,6 +33,8 @@ pub enum Action {
     Reboot,
     Halt,
     Sigint,
+    /// `kill -TERM 1`, what busybox reboot sends.
+    Sigterm,
     /// Pressed through the QEMU monitor; needs a keyboard (x86_64's q35).
     CtrlAltDel,
 }
@@ -44,6 +46,7 @@ impl Action {
             Action::Reboot => "reboot",
             Action::Halt => "halt",
             Action::Sigint => "sigint",
+            Action::Sigterm => "sigterm",
             Action::CtrlAltDel => "ctrl-alt-del",
         }
     }

@@ -163,8 +163,14 @@ fn probe_x86_64_powers_off() {
 /// Each shutdown path on each arch, its own boot: the helper scripts and SIGINT (what
 /// ctrl-alt-del sends once rc.init made it soft). With -no-reboot, a reboot ends QEMU.
 fn probe_shuts_down(arch: &str, action: &str) {
+    probe_board_shuts_down(arch, action);
+}
+
+/// One shutdown path of the probe board `probe-NAME.toml`, its own boot.
+fn probe_board_shuts_down(name: &str, action: &str) {
+    let arch = name;
     let (stage3, ending) = match action {
-        "reboot" | "sigint" => ("rc.shutdown: reboot", "reboot: Restarting system"),
+        "reboot" | "sigint" | "sigterm" => ("rc.shutdown: reboot", "reboot: Restarting system"),
         "halt" => ("rc.shutdown: halt", "reboot: System halted"),
         other => panic!("no shutdown path {other:?}"),
     };
@@ -202,6 +208,213 @@ fn probe_shuts_down(arch: &str, action: &str) {
         !result.console.contains("Attempted to kill init"),
         "{arch} {action}"
     );
+    if name.contains('-') {
+        // Under runit and daemontools: stage2_finish's last line is at the end of the
+        // catch-all log rc.shutdown prints, and the logger saw end of file in time.
+        assert!(
+            result.console.contains("rc.shutdown: log: ")
+                && result.console.contains("rc.tini: services down")
+                && !result.console.contains("did not end"),
+            "{name} {action}:\n{}",
+            result.console
+        );
+    }
+}
+
+/// The probe board under runit or daemontools (`[init] supervisor`): pid 1 is the maker's
+/// shell with the scanner as its child, the logger reads the fifo as the log user, stage
+/// 2 runs after it, an added service starts (within the scanner's poll) and restarts,
+/// and the VM powers off with the catch-all log complete through stage2_finish.
+fn probe_supervisor_powers_off(supervisor: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-probe-{supervisor}"));
+    let board = format!("{ROOT}/tests/data/boards/probe-aarch64-{supervisor}.toml");
+    let result = boot(
+        &scratch.path,
+        &[&board, "--expect", "PROBE done", "--timeout", "180"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{supervisor}: {}\n{}",
+        result.report,
+        result.console
+    );
+    let scanner = if supervisor == "runit" {
+        "runsvdir"
+    } else {
+        "svscan"
+    };
+    let supervisor_line = format!("PROBE supervisor={scanner} ppid=1");
+    let expected = vec![
+        "PROBE pid1=pid1",
+        "PROBE pid1-cmdline=/bin/sh /etc/s6-linux-init/pid1 ",
+        "PROBE pid1-cwd=/run/service",
+        "PROBE run-fs=tmpfs",
+        "PROBE fifo=prw------- 0:0",
+        supervisor_line.as_str(),
+        "PROBE logger=70:70 groups=0 stdin=/run/service/s6-svscan-log/fifo",
+        "PROBE stage2-umask=0027",
+        "PROBE stage2-path=/usr/local/sbin:/usr/lib/execline/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "PROBE stage2-env=[a b =c ]",
+        "PROBE stage2-proc=absent",
+        "PROBE stage2-in-log=0",
+        "PROBE log-stamp=tai64n",
+        "PROBE added-service-ms=N",
+        "PROBE restarted=yes",
+        "PROBE getty=true",
+        "PROBE getty-tty=/dev/ttyAMA0",
+        "PROBE root-fs=rootfs",
+        "PROBE done action=poweroff",
+    ];
+    assert_eq!(
+        probe_lines(&result.console),
+        expected,
+        "{supervisor}:\n{}",
+        result.console
+    );
+    let order = [
+        "PROBE done",
+        "rc.shutdown: poweroff",
+        // rc.shutdown prints the end of the catch-all log: stage2_finish's last line is
+        // there, so the logger read the fifo to the end before stage 3.
+        "rc.tini: services down",
+        "reboot: Power down",
+    ];
+    let mut at = 0;
+    for marker in order {
+        let found = result.console[at..].find(marker);
+        assert!(
+            found.is_some(),
+            "{supervisor}: {marker:?} missing or out of order:\n{}",
+            result.console
+        );
+        at += found.unwrap();
+    }
+    assert!(
+        !result.console.contains("did not end"),
+        "{supervisor}: the catch-all logger did not see end of file:\n{}",
+        result.console
+    );
+    let latency = result
+        .console
+        .lines()
+        .find_map(|line| line.strip_prefix("PROBE added-service-ms="))
+        .unwrap();
+    eprintln!(
+        "{supervisor}: added service up in {latency} ms\n{}",
+        result.report
+    );
+}
+
+#[test]
+fn probe_aarch64_runit_powers_off() {
+    probe_supervisor_powers_off("runit");
+}
+
+#[test]
+fn probe_aarch64_daemontools_powers_off() {
+    probe_supervisor_powers_off("daemontools");
+}
+
+#[test]
+fn probe_aarch64_runit_reboots() {
+    probe_board_shuts_down("aarch64-runit", "reboot");
+}
+
+#[test]
+fn probe_aarch64_runit_halts() {
+    probe_board_shuts_down("aarch64-runit", "halt");
+}
+
+#[test]
+fn probe_aarch64_runit_sigint_reboots() {
+    probe_board_shuts_down("aarch64-runit", "sigint");
+}
+
+/// SIGTERM (busybox reboot) would end runsvdir as pid 1: a kernel panic.
+#[test]
+fn probe_aarch64_runit_sigterm_reboots() {
+    probe_board_shuts_down("aarch64-runit", "sigterm");
+}
+
+#[test]
+fn probe_aarch64_daemontools_reboots() {
+    probe_board_shuts_down("aarch64-daemontools", "reboot");
+}
+
+#[test]
+fn probe_aarch64_daemontools_halts() {
+    probe_board_shuts_down("aarch64-daemontools", "halt");
+}
+
+#[test]
+fn probe_aarch64_daemontools_sigint_reboots() {
+    probe_board_shuts_down("aarch64-daemontools", "sigint");
+}
+
+/// svscan as pid 1 would never hear SIGTERM at all.
+#[test]
+fn probe_aarch64_daemontools_sigterm_reboots() {
+    probe_board_shuts_down("aarch64-daemontools", "sigterm");
+}
+
+/// Declared services in dependency waves under runit or daemontools: each wave starts
+/// once the one before is up, a board user's service runs as that user, stage 2 is done
+/// only after the last wave, and every service has its own log.
+fn waves_start(supervisor: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-waves-{supervisor}"));
+    let board = format!("{ROOT}/tests/data/boards/waves-aarch64-{supervisor}.toml");
+    let result = boot(
+        &scratch.path,
+        &[&board, "--expect", "WAVES done", "--timeout", "180"],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{supervisor}: {}\n{}",
+        result.report,
+        result.console
+    );
+    let console = &result.console;
+    assert!(
+        console.contains("WAVES waves=one|two|three|check|"),
+        "{console}"
+    );
+    let started = |name: &str| {
+        let prefix = format!("WAVES log {name} ");
+        let line = console
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("{supervisor}: no log of {name}:\n{console}"));
+        assert!(line.contains(&format!("{name}: started")), "{line}");
+        (line.to_string(), stamp_seconds(line))
+    };
+    let (_, one) = started("one");
+    let (two_line, two) = started("two");
+    let (_, three) = started("three");
+    assert!(two_line.ends_with("two: started as 80"), "{two_line}");
+    assert!(
+        one <= two && two <= three,
+        "{supervisor}: out of order:\n{console}"
+    );
+    eprintln!(
+        "{supervisor}: two {:.2} s after one, three {:.2} s after two\n{}",
+        two - one,
+        three - two,
+        result.report
+    );
+}
+
+#[test]
+fn waves_aarch64_runit() {
+    waves_start("runit");
+}
+
+#[test]
+fn waves_aarch64_daemontools() {
+    waves_start("daemontools");
 }
 
 #[test]

@@ -9,6 +9,8 @@ use anyhow::Result;
 use crate::config::Board;
 use crate::config::services::is_identifier;
 use crate::init::Config;
+use crate::init::options::Supervisor;
+use crate::init::supervisor::PID1;
 use crate::rootfs::Additions;
 use crate::tree::ArchivePath;
 
@@ -82,12 +84,30 @@ pub fn expected_root(config: &Config, label: &str) -> Vec<(String, String)> {
 /// (line prefix, expected rest).
 pub fn expected(config: &Config, console: &str) -> Vec<(String, String)> {
     let t = &config.options.tmpfsdir;
-    let mut expected = vec![
-        ("pid1".to_string(), "s6-svscan".to_string()),
-        (
-            "pid1-cmdline".to_string(),
-            format!("s6-svscan -X3 -t0 {t}/service "),
-        ),
+    let supervisor = config.options.supervisor;
+    // Under runit and daemontools pid 1 is the maker's shell, the scanner its child.
+    let pid1 = match supervisor {
+        Supervisor::S6 => vec![
+            ("pid1".to_string(), "s6-svscan".to_string()),
+            (
+                "pid1-cmdline".to_string(),
+                format!("s6-svscan -X3 -t0 {t}/service "),
+            ),
+        ],
+        _ => vec![
+            ("pid1".to_string(), PID1.to_string()),
+            (
+                "pid1-cmdline".to_string(),
+                format!("/bin/sh {}/{PID1} ", config.options.basedir),
+            ),
+            (
+                "supervisor".to_string(),
+                format!("{} ppid=1", supervisor.scanner()),
+            ),
+        ],
+    };
+    let mut expected = pid1;
+    expected.extend([
         ("pid1-cwd".to_string(), format!("{t}/service")),
         ("run-fs".to_string(), "tmpfs".to_string()),
         ("fifo".to_string(), "prw------- 0:0".to_string()),
@@ -123,7 +143,7 @@ pub fn expected(config: &Config, console: &str) -> Vec<(String, String)> {
             }
             .to_string(),
         ),
-    ];
+    ]);
     if !config.options.env.iter().any(|(name, _)| name == "PATH") {
         expected.push((
             "stage2-path".to_string(),

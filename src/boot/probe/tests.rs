@@ -2,7 +2,7 @@
 //! lines are compared.
 
 use super::*;
-use crate::init::options::Options;
+use crate::init::options::{Options, Supervisor};
 
 fn config(options: Options) -> Config {
     Config {
@@ -102,4 +102,32 @@ fn the_probe_scripts_are_fitted_to_the_board() {
     assert!(stage2.contains("exec /etc/rc.other"), "{stage2}");
     assert!(stage2.contains("PROBE env KILN_E="), "{stage2}");
     assert!(!stage2.contains("/etc/rc.init"), "{stage2}");
+}
+
+#[test]
+fn under_runit_and_daemontools_pid1_is_the_shell_and_the_scanner_its_child() {
+    for (supervisor, scanner) in [
+        (Supervisor::Runit, "runsvdir"),
+        (Supervisor::Daemontools, "svscan"),
+    ] {
+        let options = Options {
+            basedir: "/etc/init".to_string(),
+            supervisor,
+            ..Options::default()
+        };
+        let expected = expected(&config(options), "ttyAMA0");
+        let get = |key: &str| {
+            expected
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("pid1"), Some("pid1"));
+        assert_eq!(get("pid1-cmdline"), Some("/bin/sh /etc/init/pid1 "));
+        let want = format!("{scanner} ppid=1");
+        assert_eq!(get("supervisor"), Some(want.as_str()));
+        assert_eq!(get("pid1-cwd"), Some("/run/service"));
+    }
+    let s6 = expected(&config(Options::default()), "ttyAMA0");
+    assert!(!s6.iter().any(|(k, _)| k == "supervisor"));
 }
