@@ -647,3 +647,34 @@ fn autologin_rewrites_the_early_getty() {
         Some(&b"getty -n -l /etc/kiln/autologin -L 115200 ttyS0 vt100"[..])
     );
 }
+
+#[test]
+fn supervisor_is_typed_and_refuses_what_only_s6_can_do() {
+    let dir = Dir::new("supervisor");
+    let path = dir.write(
+        "b.toml",
+        &format!("{MINIMAL}[init]\nsupervisor = \"daemontools\"\n"),
+    );
+    let board = Board::load(&path).unwrap();
+    assert_eq!(
+        board.init.supervisor,
+        crate::init::options::Supervisor::Daemontools
+    );
+    assert!(
+        dir.error(&format!("{MINIMAL}[init]\nsupervisor = \"sysv\"\n"))
+            .contains("[init] supervisor: \"sysv\": supervisor must be s6, runit or daemontools"),
+    );
+    let err = dir.error(&format!(
+        "{MINIMAL}[init]\nsupervisor = \"runit\"\n[services.a]\nrun = \"exec sleep 1\"\nnotification_fd = 3\n"
+    ));
+    assert!(
+        err.contains("[init] supervisor: runit: [services.a] has a notification_fd"),
+        "{err}"
+    );
+    assert!(
+        dir.error(&format!(
+            "{MINIMAL}[init]\nsupervisor = \"runit\"\ntimestamp_style = 3\n"
+        ))
+        .contains("[init] timestamp_style: \"3\": svlogd cannot write"),
+    );
+}

@@ -62,7 +62,11 @@ fn boot(dir: &Path, args: &[&str]) -> Boot {
 fn probe_lines(console: &str) -> Vec<String> {
     console
         .lines()
-        .filter(|line| line.starts_with("PROBE "))
+        // A getty's prompt may start the line ("(none) login: PROBE ...").
+        .filter_map(|line| {
+            let at = line.find("PROBE ")?;
+            (at == 0 || line[..at].ends_with("login: ")).then(|| &line[at..])
+        })
         .map(|line| {
             // The measured latency varies; keep its presence, check its value separately.
             if line.starts_with("PROBE added-service-ms=") {
