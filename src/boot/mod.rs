@@ -427,7 +427,7 @@ fn report(
             .iter()
             .find_map(|line| line.split("PROBE added-service-ms=").nth(1))
         {
-            text.push_str(&format!("added service up {ms} ms after s6-svscanctl -a\n"));
+            text.push_str(&format!("added service up {ms} ms after it was added (s6-svscanctl -a; runsvdir and svscan find it on their poll)\n"));
         }
         let failed: Vec<&str> = rows
             .iter()
