@@ -27,6 +27,39 @@ pub const SUPERVISOR_FILE: &str = "kiln-supervisor";
 /// pid 1's shell under the basedir.
 pub const PID1: &str = "pid1";
 
+/// The programs the generated scripts run by name under `supervisor`, and the Debian
+/// package of each: the image must have them in a PATH directory.
+pub fn programs(supervisor: Supervisor) -> &'static [(&'static str, &'static str)] {
+    const S6: [(&str, &str); 3] = [
+        ("s6-setsid", "s6"),
+        ("s6-envdir", "s6"),
+        ("s6-applyuidgid", "s6"),
+    ];
+    match supervisor {
+        Supervisor::S6 => &[],
+        Supervisor::Runit => &[
+            S6[0],
+            S6[1],
+            S6[2],
+            ("runsvdir", "runit"),
+            ("runsv", "runit"),
+            ("sv", "runit"),
+            ("svlogd", "runit"),
+        ],
+        Supervisor::Daemontools => &[
+            S6[0],
+            S6[1],
+            S6[2],
+            ("svscan", "daemontools"),
+            ("supervise", "daemontools"),
+            ("svc", "daemontools"),
+            ("svok", "daemontools"),
+            ("svstat", "daemontools"),
+            ("multilog", "daemontools"),
+        ],
+    }
+}
+
 /// The tree and stage 1 for runit or daemontools.
 pub fn generate(config: &Config) -> Generated {
     let supervisor = config.options.supervisor;

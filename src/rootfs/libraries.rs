@@ -68,6 +68,22 @@ pub fn check_init_programs(image: &Tree, config: &init::Config) -> Result<()> {
             )));
         }
     }
+    // Under runit and daemontools stage 1, pid 1's shell and the logger run these by
+    // name: a missing one would show only at boot, as a supervisor that never starts.
+    let supervisor = config.options.supervisor;
+    let path = String::from_utf8_lossy(&config.options.path).into_owned();
+    for (program, package) in init::supervisor::programs(supervisor) {
+        let found = path
+            .split(':')
+            .filter(|dir| dir.starts_with('/'))
+            .any(|dir| crate::tree::resolve::resolve(image, &format!("{dir}/{program}")).is_some());
+        if !found {
+            bail!(crate::error::Input(format!(
+                "[init] supervisor = \"{}\": {program} is in no [init] path directory of the image (note: Debian's {package} has it: add it to [packages.select], e.g. {package} = [\"/usr/bin/{program}\"])",
+                supervisor.name()
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -371,3 +371,44 @@ fn boot_file_packages_come_without_their_depends() {
     let text = std::fs::read_to_string(&sources).unwrap();
     assert!(text.contains("Components: non-free-firmware\n"), "{text}");
 }
+
+/// A board under runit without runit's programs is refused at build time (the image
+/// would boot into a pid 1 whose supervisor never starts), and builds once they are
+/// selected; nothing is written on the refusal.
+#[test]
+fn runit_board_needs_runit_s_programs() {
+    if !network_tests_with("downloads ~60 MB", &["apt-get"]) {
+        return;
+    }
+    let cache = crate::util::shared_cache();
+    let scratch = Scratch::new("build-runit");
+    let base = format!(
+        "name = \"runit\"\ninherit = \"{}/board-configs/qemu-aarch64.toml\"\n\n[init]\nsupervisor = \"runit\"\n",
+        env!("CARGO_MANIFEST_DIR"),
+    );
+    let out = scratch.join("out");
+    let build = |board: &std::path::Path| {
+        crate::util::kiln()
+            .env("KILN_CACHE", &cache)
+            .args(["build", s(board), "-o", s(&out)])
+            .output()
+            .unwrap()
+    };
+    let board = scratch.write("runit.toml", &base);
+    let output = build(&board);
+    assert_eq!(output.status.code(), Some(100), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("[init] supervisor = \"runit\": runsvdir is in no [init] path directory of the image (note: Debian's runit has it"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists(), "a refused build wrote {}", out.display());
+    let board = scratch.write(
+        "runit.toml",
+        &format!(
+            "{base}\n[packages.select]\nrunit = [\"/usr/bin/runsvdir\", \"/usr/bin/runsv\", \"/usr/bin/sv\", \"/usr/bin/svlogd\"]\n"
+        ),
+    );
+    let output = build(&board);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
