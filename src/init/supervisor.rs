@@ -415,9 +415,11 @@ logger_pid() {
 
 const TAIL: &str = r#"
 shutdown() {
-    # The first request records the action. The shell defers a signal that comes while
-    # this runs, and stage 3 replaces the shell before it could run again: a repeated
-    # request neither runs stage2_finish again nor changes the action.
+    # The first request records the action and does the rest. The shell runs a trap
+    # that comes meanwhile between two commands of this one: it returns here at once,
+    # so a repeated request neither runs stage2_finish again nor changes the action.
+    [ -z "$shutting_down" ] || return 0
+    shutting_down=$1
     [ -e "$action_file" ] || echo "$1" > "$action_file"
     "$stage2_finish" < /dev/null 3>&-
     stop_services
@@ -442,6 +444,7 @@ shutdown() {
     exec "$stage3" "$action"
 }
 
+shutting_down=
 trap 'shutdown reboot' INT TERM HUP QUIT
 trap 'shutdown poweroff' USR1
 trap 'shutdown halt' USR2

@@ -363,6 +363,66 @@ fn probe_aarch64_daemontools_sigterm_reboots() {
     probe_board_shuts_down("aarch64-daemontools", "sigterm");
 }
 
+/// A second shutdown signal while stage2_finish runs (halt, then poweroff 0.3 s later)
+/// neither runs stage2_finish again nor changes the action: one "rc.tini" line at the
+/// end of the catch-all log, and the machine halts.
+fn second_signal_keeps_the_action(name: &str) {
+    let Some(_boots) = start() else { return };
+    let scratch = Scratch::new(&format!("boot-twice-{name}"));
+    let board = probe_board(name);
+    let result = boot(
+        &scratch.path,
+        &[
+            &board,
+            "--append",
+            "KILN_PROBE_ACTION=twice",
+            "--expect",
+            "PROBE done",
+            "--expect",
+            "rc.shutdown: halt",
+            "--timeout",
+            "180",
+        ],
+    );
+    assert_eq!(
+        result.code,
+        Some(0),
+        "{name}: {}\n{}",
+        result.report,
+        result.console
+    );
+    let console = &result.console;
+    assert!(
+        console.contains("reboot: System halted"),
+        "{name}:\n{console}"
+    );
+    let finishes = console
+        .lines()
+        .filter(|line| {
+            line.starts_with("rc.shutdown: log: ") && line.contains("rc.tini: services down")
+        })
+        .count();
+    assert_eq!(
+        finishes, 1,
+        "{name}: stage2_finish ran {finishes} times:\n{console}"
+    );
+}
+
+#[test]
+fn probe_aarch64_second_signal_keeps_the_action() {
+    second_signal_keeps_the_action("aarch64");
+}
+
+#[test]
+fn probe_aarch64_runit_second_signal_keeps_the_action() {
+    second_signal_keeps_the_action("aarch64-runit");
+}
+
+#[test]
+fn probe_aarch64_daemontools_second_signal_keeps_the_action() {
+    second_signal_keeps_the_action("aarch64-daemontools");
+}
+
 /// Declared services in dependency waves under runit or daemontools: each wave starts
 /// once the one before is up, a board user's service runs as that user, stage 2 is done
 /// only after the last wave, and every service has its own log.
