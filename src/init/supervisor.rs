@@ -189,7 +189,6 @@ fn stage1(config: &Config) -> Vec<u8> {
         quote(&config.options.stage2)
     );
     let _ = writeln!(text, "{b}/unexport !");
-    let _ = writeln!(text, "{b}/cd {}", quote(&join(t, "/service")));
     text.push_str(
         "# fd 3 keeps the console for pid 1's shell; fd 2 joins stdout on the fifo, for the\n\
          # supervisor and every service without a logger of its own.\n",
@@ -220,9 +219,10 @@ fn logger_run(config: &Config) -> Vec<u8> {
          # pid 1's shell arranges that at shutdown, so the log is complete.\n\n",
         logger = supervisor.logger(),
     );
+    text.push_str("# The fifo first: its open is what releases stage 2.\n");
+    let _ = writeln!(text, "{b}/redirfd -rnb 0 fifo");
     let _ = writeln!(text, "{b}/redirfd -a 2 /dev/console");
     let _ = writeln!(text, "{b}/redirfd -w 1 /dev/null");
-    let _ = writeln!(text, "{b}/redirfd -rnb 0 fifo");
     let _ = writeln!(
         text,
         "s6-applyuidgid -u {} -g {}",
@@ -301,8 +301,8 @@ fn pid1(config: &Config) -> Vec<u8> {
          # sequence: record the action, run stage2_finish while {scanner} lives, bring the\n\
          # supervision tree down with the catch-all logger last (it reads the fifo to end of\n\
          # file, so its log is complete), then exec stage 3 as pid 1 with the action.\n\
-         # On entry: stdin /dev/null, stdout and stderr the catch-all fifo, fd 3 the console,\n\
-         # cwd the scan directory. Traps are set before {scanner} starts, so no request is lost.\n",
+         # On entry: stdin /dev/null, stdout and stderr the catch-all fifo, fd 3 the console.\n\
+         # Traps are set before {scanner} starts, so no request is lost.\n",
         name = supervisor.name(),
     );
     line(&[header.as_bytes()]);
@@ -448,6 +448,8 @@ shutting_down=
 trap 'shutdown reboot' INT TERM HUP QUIT
 trap 'shutdown poweroff' USR1
 trap 'shutdown halt' USR2
+# The scan directory is pid 1's cwd, as with s6-svscan (a builtin: no exec).
+cd "$T/service" || exit
 start_supervisor
 # A trapped signal interrupts wait at once. If the supervisor died, start it again. The
 # sleeps hold neither the fifo (the logger would wait for them at shutdown) nor the console.
