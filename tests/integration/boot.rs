@@ -1461,6 +1461,9 @@ fn console_autologin_aarch64() {
     let board = format!("{ROOT}/tests/data/boards/autologin-aarch64.toml");
     let mut console = Console::start(&scratch.path, &[&board]);
     console.wait("rc.init: stage 2 done", 180);
+    // The early getty is up before stage 2 is done (its shell's first prompt may come
+    // before that line): an empty line brings a fresh prompt.
+    console.send("\n");
     console.wait("# ", 30);
     console.send("echo AUTOLOGIN $(id -u) $(tty)\n");
     console.wait("AUTOLOGIN 0 /dev/ttyAMA0", 30);
