@@ -246,11 +246,13 @@ impl<'a> Watcher<'a> {
 
 /// Runs QEMU, watching the console. `echo` copies the console to stdout as it comes.
 pub fn run(argv: &[OsString], log: &Path, expect: &Expectations, echo: bool) -> Result<Outcome> {
-    let mut child = Command::new(&argv[0])
+    let mut command = Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = crate::host::signals::dies_with_kiln(&mut command)
         .spawn()
         .with_context(|| format!("unable to run {}", argv[0].to_string_lossy()))?;
     let _tracked = crate::host::signals::track(&child);

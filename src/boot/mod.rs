@@ -276,8 +276,9 @@ pub fn boot(board: &Board, request: &Request) -> Result<Report> {
     );
     eprintln!("kiln: qemu: {}", tool::shell_quoted(&argv));
     if request.interactive {
-        let mut child = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
+        let mut command = std::process::Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        let mut child = crate::host::signals::dies_with_kiln(&mut command)
             .spawn()
             .with_context(|| format!("unable to run {program}"))?;
         let _tracked = crate::host::signals::track(&child);

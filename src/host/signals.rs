@@ -20,6 +20,25 @@ pub fn watch(then: impl FnOnce(i32) + Send + 'static) {
     }
 }
 
+/// Makes the child `command` starts get SIGKILL from the kernel when kiln dies, even by a
+/// signal kiln cannot catch (SIGKILL from a test harness left QEMU running otherwise).
+/// The kernel sends it when the spawning *thread* ends: spawn from the thread that lives
+/// as long as the child matters (kiln's main thread).
+#[allow(unsafe_code)]
+pub fn dies_with_kiln(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes one prctl(2) system call (through
+    // nix's thin wrapper: no allocation, no lock) and builds an io::Error from an errno
+    // value on failure, which allocates nothing either.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
+        })
+    }
+}
+
 /// Children that must not outlive kiln (QEMU): their pids, for `terminate_children`.
 static CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 

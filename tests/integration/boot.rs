@@ -1300,8 +1300,19 @@ fn console_login_qemu_aarch64() {
 /// before it exits, so no emulator is left running.
 #[test]
 fn interactive_boot_terminated_takes_qemu_with_it() {
+    interactive_boot_ended_takes_qemu_with_it("TERM");
+}
+
+/// SIGKILL, which kiln cannot catch (a test harness killing it on a timeout did, and left
+/// QEMU running for half an hour): QEMU gets SIGKILL from the kernel as kiln dies.
+#[test]
+fn interactive_boot_killed_takes_qemu_with_it() {
+    interactive_boot_ended_takes_qemu_with_it("KILL");
+}
+
+fn interactive_boot_ended_takes_qemu_with_it(signal: &str) {
     let Some(_boots) = start() else { return };
-    let scratch = Scratch::new("boot-sigterm");
+    let scratch = Scratch::new(&format!("boot-sig{signal}"));
     let board = shipped_board("qemu-aarch64");
     let mut console = Console::start(&scratch.path, &[&board]);
     console.wait("Run /init as init process", 180);
@@ -1327,12 +1338,17 @@ fn interactive_boot_terminated_takes_qemu_with_it() {
     let qemu = children();
     assert_eq!(qemu.len(), 1, "kiln's children: {qemu:?}");
     let sent = std::process::Command::new("kill")
-        .args(["-TERM", &kiln.to_string()])
+        .args([&format!("-{signal}"), &kiln.to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
     let status = console.child.wait().unwrap();
-    assert_eq!(status.code(), Some(128 + 15));
+    if signal == "TERM" {
+        assert_eq!(status.code(), Some(128 + 15));
+    } else {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9));
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{}", qemu[0])).exists() {
         // A zombie whose parent is gone is reaped by init; only a live QEMU counts.
