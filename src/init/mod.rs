@@ -46,7 +46,7 @@ pub struct Generated {
     pub stage1: Vec<u8>,
 }
 
-const ORIGIN: &str = "s6-linux-init-maker";
+pub(super) const ORIGIN: &str = "s6-linux-init-maker";
 
 pub fn generate(config: &Config) -> Generated {
     if config.options.supervisor != options::Supervisor::S6 {
@@ -111,7 +111,7 @@ pub fn generate(config: &Config) -> Generated {
 /// Unwraps one tree insertion, panicking on failure: paths here are literals or
 /// validated names and each is added once, so a failure is a bug in this module, not
 /// bad input.
-fn added(result: Result<(), crate::tree::TreeError>) {
+pub(super) fn added(result: Result<(), crate::tree::TreeError>) {
     if let Err(err) = result {
         panic!("init tree construction: {err}");
     }
@@ -148,11 +148,11 @@ pub fn quote(bytes: &[u8]) -> String {
     out
 }
 
-fn join(dir: &str, rest: &str) -> Vec<u8> {
+pub(super) fn join(dir: &str, rest: &str) -> Vec<u8> {
     format!("{dir}{rest}").into_bytes()
 }
 
-fn shebang(config: &Config) -> String {
+pub(super) fn shebang(config: &Config) -> String {
     format!("#!{}/execlineb -P\n", config.options.execline_bindir)
 }
 

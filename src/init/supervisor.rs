@@ -15,10 +15,9 @@
 use std::fmt::Write as _;
 
 use super::options::Supervisor;
-use super::{ACTION_FILE, Config, Generated, quote};
+use super::{ACTION_FILE, Config, Generated, ORIGIN, added, join, quote, shebang};
 use crate::tree::{Meta, Tree};
 
-const ORIGIN: &str = "s6-linux-init-maker";
 /// The catch-all logger's service: it keeps s6-linux-init's name under every supervisor,
 /// so rc.tini, the probe and `kiln check` find it in one place.
 pub const LOGGER: &str = "s6-svscan-log";
@@ -109,20 +108,6 @@ pub fn generate(config: &Config) -> Generated {
         tree,
         stage1: stage1(config),
     }
-}
-
-fn added(result: Result<(), crate::tree::TreeError>) {
-    if let Err(err) = result {
-        panic!("init tree construction: {err}");
-    }
-}
-
-fn shebang(config: &Config) -> String {
-    format!("#!{}/execlineb -P\n", config.options.execline_bindir)
-}
-
-fn join(dir: &str, rest: &str) -> Vec<u8> {
-    format!("{dir}{rest}").into_bytes()
 }
 
 /// Stage 1: the s6 stage 1's steps (see `../shared/docs/s6-linux-init.md` §3.2), ending in
