@@ -160,7 +160,6 @@ pub(super) fn shebang(config: &Config) -> String {
 fn stage1(config: &Config) -> Vec<u8> {
     let b = &config.options.execline_bindir;
     let t = &config.options.tmpfsdir;
-    let fifo = quote(&join(t, "/service/s6-svscan-log/fifo"));
     let mut text = shebang(config);
     text.push_str(
         "\n\
@@ -170,6 +169,24 @@ fn stage1(config: &Config) -> Vec<u8> {
          # then s6-svscan as pid 1. A failed fatal step makes pid 1 exit: a kernel panic.\n\
          # execline tools run by absolute path, so they work before and whatever PATH is.\n\n",
     );
+    supervision_first(config, &mut text);
+    text.push_str("# fd 3 keeps the console for s6-svscan -X3; fd 2 joins stdout on the fifo.\n");
+    let _ = writeln!(text, "{b}/fdmove -c 3 2");
+    let _ = writeln!(text, "{b}/fdmove -c 2 1");
+    text.push_str(
+        "# s6-svscan makes the scan directory its cwd itself: one exec fewer than execline's cd.\n",
+    );
+    let _ = writeln!(text, "s6-svscan -X3 -t0 {}", quote(&join(t, "/service")));
+    text.into_bytes()
+}
+
+/// Stage 1's steps up to the fork of stage 2 and the removal of `!` (§3.2 steps 1-13),
+/// the same under every supervisor: PATH, cwd, process group, umask, banner, tmpfs,
+/// run image, devtmpfs with `-d 1`, env dir, stdin, the fifo, the stage 2 child.
+pub(super) fn supervision_first(config: &Config, text: &mut String) {
+    let b = &config.options.execline_bindir;
+    let t = &config.options.tmpfsdir;
+    let fifo = quote(&join(t, "/service/s6-svscan-log/fifo"));
     let _ = writeln!(text, "{b}/export PATH {}", quote(&config.options.path));
     let _ = writeln!(text, "{b}/cd /");
     text.push_str("s6-setsid -b -q\n");
@@ -211,14 +228,6 @@ fn stage1(config: &Config) -> Vec<u8> {
         quote(&config.options.stage2)
     );
     let _ = writeln!(text, "{b}/unexport !");
-    text.push_str("# fd 3 keeps the console for s6-svscan -X3; fd 2 joins stdout on the fifo.\n");
-    let _ = writeln!(text, "{b}/fdmove -c 3 2");
-    let _ = writeln!(text, "{b}/fdmove -c 2 1");
-    text.push_str(
-        "# s6-svscan makes the scan directory its cwd itself: one exec fewer than execline's cd.\n",
-    );
-    let _ = writeln!(text, "s6-svscan -X3 -t0 {}", quote(&join(t, "/service")));
-    text.into_bytes()
 }
 
 /// The catch-all logger: reads the fifo, then drops privileges and runs s6-log.

@@ -116,9 +116,7 @@ pub fn generate(config: &Config) -> Generated {
 /// supervision runs.
 fn stage1(config: &Config) -> Vec<u8> {
     let b = &config.options.execline_bindir;
-    let t = &config.options.tmpfsdir;
     let supervisor = config.options.supervisor;
-    let fifo = quote(&join(t, &format!("/service/{LOGGER}/fifo")));
     let mut text = shebang(config);
     let _ = write!(
         text,
@@ -133,47 +131,7 @@ fn stage1(config: &Config) -> Vec<u8> {
         scanner = supervisor.scanner(),
         pid1 = PID1,
     );
-    let _ = writeln!(text, "{b}/export PATH {}", quote(&config.options.path));
-    let _ = writeln!(text, "{b}/cd /");
-    text.push_str("s6-setsid -b -q\n");
-    let _ = writeln!(text, "{b}/umask {:03o}", config.options.umask);
-    let _ = writeln!(text, "{b}/foreground {{ echo \"s6-linux-init: stage 1\" }}");
-    let _ = writeln!(
-        text,
-        "{b}/if {{ mount -t tmpfs -o mode=0755 tmpfs {} }}",
-        quote(t.as_bytes())
-    );
-    let _ = writeln!(
-        text,
-        "{b}/if {{ cp -a {} {} }}",
-        quote(&join(&config.options.basedir, "/run-image/.")),
-        quote(t.as_bytes())
-    );
-    if config.options.dev_style == 1 {
-        let _ = writeln!(
-            text,
-            "{b}/if {{ mount -t devtmpfs -o mode=0755 devtmpfs /dev }}"
-        );
-    }
-    let _ = writeln!(
-        text,
-        "s6-envdir -f -L -I {}",
-        quote(&join(&config.options.basedir, "/env"))
-    );
-    let _ = writeln!(text, "{b}/redirfd -r 0 /dev/null");
-    text.push_str("# Open the fifo before forking: a later open would release the child early.\n");
-    let _ = writeln!(text, "{b}/redirfd -wnb 1 {fifo}");
-    let route = if config.options.redirect_stage2 {
-        "fdmove -c 2 1"
-    } else {
-        "fdmove -c 1 2"
-    };
-    let _ = writeln!(
-        text,
-        "{b}/background\n{{\n  s6-setsid\n  {b}/redirfd -w 1 {fifo}\n  {b}/{route}\n  {}\n}}",
-        quote(&config.options.stage2)
-    );
-    let _ = writeln!(text, "{b}/unexport !");
+    super::supervision_first(config, &mut text);
     text.push_str(
         "# fd 3 keeps the console for pid 1's shell; fd 2 joins stdout on the fifo, for the\n\
          # supervisor and every service without a logger of its own.\n",
