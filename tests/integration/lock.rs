@@ -195,57 +195,55 @@ fn a_stale_or_missing_lock_is_an_error_under_locked() {
     assert!(lock.contains("name = \"mawk\"\n"), "{lock}");
 }
 
-/// A venv with the SPDX project's own validator, made once in the shared cache.
-pub fn pyspdxtools() -> PathBuf {
-    let venv = crate::util::shared_cache().join("spdx-venv");
-    let tool = venv.join("bin/pyspdxtools");
-    if !tool.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv", s(&venv)])
-            .status()
-            .unwrap();
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "spdx-tools"])
-            .status()
-            .unwrap();
-        assert!(installed.success(), "pip install spdx-tools failed");
+/// A Python venv in the shared cache with `packages` installed, made once.
+/// Tests run in parallel and several ask for the same venv: a lock makes the second wait
+/// for the first, and the `.complete` marker, written last, tells a finished venv from
+/// one a killed run left half made (which is made again).
+fn python_venv(name: &str, packages: &[&str], scripts: &[(&str, &str)]) -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = MAKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let venv = crate::util::shared_cache().join(name);
+    let complete = venv.join(".complete");
+    if complete.exists() {
+        return venv;
     }
-    tool
+    let _ = std::fs::remove_dir_all(&venv);
+    let made = Command::new("python3")
+        .args(["-m", "venv", s(&venv)])
+        .status()
+        .unwrap();
+    assert!(made.success(), "python3 -m venv {} failed", venv.display());
+    let installed = Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(packages)
+        .status()
+        .unwrap();
+    assert!(installed.success(), "pip install {packages:?} failed");
+    for (file, text) in scripts {
+        std::fs::write(venv.join(file), text).unwrap();
+    }
+    std::fs::write(&complete, "").unwrap();
+    venv
 }
 
-/// A venv with the CycloneDX project's own Python library and its JSON-schema validator,
+/// The SPDX project's own validator, from a venv made once in the shared cache.
+pub fn pyspdxtools() -> PathBuf {
+    python_venv("spdx-venv", &["spdx-tools"], &[]).join("bin/pyspdxtools")
+}
+
+/// The CycloneDX project's own Python library and its JSON-schema validator, from a venv
 /// made once in the shared cache; returns the command that validates CycloneDX 1.5 files.
 pub fn cyclonedx_validator() -> Command {
-    let venv = crate::util::shared_cache().join("cyclonedx-venv");
-    let python = venv.join("bin/python");
-    let script = venv.join("validate.py");
-    if !script.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv", s(&venv)])
-            .status()
-            .unwrap();
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "cyclonedx-python-lib[json-validation]",
-            ])
-            .status()
-            .unwrap();
-        assert!(
-            installed.success(),
-            "pip install cyclonedx-python-lib failed"
-        );
-        std::fs::write(
-            &script,
-            "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerror = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\nif error:\n    print(str(error)[:2000])\n    sys.exit(1)\n",
-        )
-        .unwrap();
-    }
-    let mut command = Command::new(python);
-    command.arg(script);
+    const VALIDATE: &str = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerror = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\nif error:\n    print(str(error)[:2000])\n    sys.exit(1)\n";
+    let venv = python_venv(
+        "cyclonedx-venv",
+        &["cyclonedx-python-lib[json-validation]"],
+        &[("validate.py", VALIDATE)],
+    );
+    let mut command = Command::new(venv.join("bin/python"));
+    command.arg(venv.join("validate.py"));
     command
 }
 
