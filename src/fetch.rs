@@ -846,11 +846,16 @@ pub fn kernel_deb(debs: &BTreeMap<String, PathBuf>) -> Option<&PathBuf> {
         .map(|(_, path)| path)
 }
 
-/// `kiln fetch`'s output: one `package path` line per .deb.
-pub fn listing(debs: &BTreeMap<String, PathBuf>) -> String {
-    debs.iter()
-        .map(|(package, path)| format!("{package} {}\n", path.display()))
-        .collect()
+/// `kiln fetch`'s output: one `package path` line per .deb, then one `src:package path`
+/// line per source package, the path its .dsc.
+pub fn listing(debs: &BTreeMap<String, PathBuf>, sources: &[SourcePackage]) -> String {
+    let debs = debs
+        .iter()
+        .map(|(package, path)| format!("{package} {}\n", path.display()));
+    let sources = sources
+        .iter()
+        .map(|source| format!("src:{} {}\n", source.package, source.dsc_path().display()));
+    debs.chain(sources).collect()
 }
 
 /// What of a fetched package goes into the image.

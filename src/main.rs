@@ -235,7 +235,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let board = load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
-            cli::write_stdout(fetch::listing(&debs).as_bytes())?;
+            let sources = fetch::Roots::of(&board)
+                .sources
+                .iter()
+                .map(|package| fetch::source_package(&board, offline.as_deref(), package))
+                .collect::<Result<Vec<_>>>()?;
+            cli::write_stdout(fetch::listing(&debs, &sources).as_bytes())?;
         }
         Command::Lock {
             board,

@@ -363,6 +363,10 @@ fn boot_file_packages_come_without_their_depends() {
         .filter_map(|line| line.split(' ').next())
         .collect();
     assert!(names.contains(&"raspi-firmware"), "{names:?}");
+    assert!(
+        !listed.contains("src:"),
+        "a source package listed: {listed}"
+    );
     for unwanted in ["dpkg", "dosfstools", "systemd-boot-efi"] {
         assert!(!names.contains(&unwanted), "{unwanted} fetched: {names:?}");
     }
@@ -370,6 +374,63 @@ fn boot_file_packages_come_without_their_depends() {
         .join("apt/arm64+non-free-firmware/sources.list.d/kiln-extra.sources");
     let text = std::fs::read_to_string(&sources).unwrap();
     assert!(text.contains("Components: non-free-firmware\n"), "{text}");
+}
+
+/// A board that builds U-Boot from source fetches the source package its lock pins, and
+/// lists it after the .debs as `src:u-boot` with the path of its .dsc, whose bytes are
+/// those the lock records.
+#[test]
+fn fetch_lists_the_locked_u_boot_source() {
+    if !network_tests_with("downloads the U-Boot source", &["apt-get"]) {
+        return;
+    }
+    let board = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/board-configs/orangepi-pc.toml"
+    );
+    let output = crate::util::kiln()
+        .env("KILN_CACHE", crate::util::shared_cache())
+        .args(["fetch", board])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed = stdout(&output);
+    let lines: Vec<&str> = listed.lines().collect();
+    let last = lines.last().copied().unwrap_or_default();
+    let (name, dsc) = last.split_once(' ').unwrap();
+    assert_eq!(name, "src:u-boot", "{listed}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|line| !line.starts_with("src:"))
+    );
+    assert!(
+        lines.iter().any(|line| line.starts_with("linux-image-")),
+        "{listed}"
+    );
+    let lock = std::fs::read_to_string(board.replace(".toml", ".lock")).unwrap();
+    let file_name = std::path::Path::new(dsc)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        lock.contains(&format!("name = \"{file_name}\"\n")),
+        "{file_name} is not in the lock"
+    );
+    let sum = std::process::Command::new("sha256sum")
+        .arg(dsc)
+        .output()
+        .unwrap();
+    let sum = stdout(&sum);
+    let sha256 = sum.split(' ').next().unwrap();
+    assert!(
+        lock.contains(&format!(
+            "name = \"{file_name}\"\nsize = {}\nsha256 = \"{sha256}\"",
+            std::fs::metadata(dsc).unwrap().len()
+        )),
+        "{dsc}: {sha256} is not what the lock records"
+    );
 }
 
 /// A board under runit without runit's programs is refused at build time (the image
