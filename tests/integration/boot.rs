@@ -1267,7 +1267,8 @@ impl Console {
 
 /// Console login on a shipped development board (issue 13): a locked account is refused
 /// with "Login incorrect" (busybox's login used to die with "bad salt" on a `!` shadow
-/// field), root logs in without a password and gets a root shell, and powers off.
+/// field), root logs in without a password and gets a root shell, and `poweroff` typed at
+/// it powers off.
 #[test]
 fn console_login_qemu_aarch64() {
     let Some(_boots) = start() else { return };
@@ -1286,12 +1287,15 @@ fn console_login_qemu_aarch64() {
     console.send("root\n");
     console.send("echo LOGIN-OK $(id -u) $(tty)\n");
     console.wait("LOGIN-OK 0 /dev/ttyAMA0", 30);
-    console.send("/usr/local/sbin/poweroff\n");
+    // What a user types: busybox's sh would run its own poweroff applet (whose signal s6
+    // takes for halt), but the login shell's /etc/profile points it at kiln's helper.
+    console.send("poweroff\n");
     let (clean, text) = console.finish(60);
     assert!(
         clean,
         "kiln boot --interactive did not end cleanly:\n{text}"
     );
+    assert!(text.contains("rc.shutdown: poweroff"), "{text}");
     assert!(text.contains("reboot: Power down"), "{text}");
     assert!(!text.contains("bad salt"), "{text}");
 }
