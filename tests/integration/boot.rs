@@ -1405,10 +1405,16 @@ fn net_board_from_the_host(board: &str, arch: &str, hostname: &str) {
         "ssh -i {}/key -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=30 root@127.0.0.1",
         scratch.path.display()
     );
+    // Then a login that stays open while the guest shuts down: its processes hold the ssh
+    // service's log pipe, and the shutdown hung on them until rc.tini ended them.
+    let held = scratch.path.join("held.log");
     let then = format!(
         "curl -sSf http://127.0.0.1:8080/ && {ssh} 'echo SSH-OK $(id -u) $(hostname); \
          sed \"s/^/LOG network /\" /var/log/network/current; sed \"s/^/LOG httpd /\" /var/log/httpd/current; \
-         stat -c \"LOGFILE %n %U\" /var/log/httpd/current'"
+         stat -c \"LOGFILE %n %U\" /var/log/httpd/current' && \
+         {{ {ssh} 'echo HELD; exec sleep 600' > {held} 2>&1 < /dev/null & }} && \
+         for i in $(seq 150); do grep -q HELD {held} && break; sleep 0.2; done && grep -q HELD {held}",
+        held = held.display()
     );
     let result = boot(
         &scratch.path,
@@ -1435,7 +1441,8 @@ fn net_board_from_the_host(board: &str, arch: &str, hostname: &str) {
         assert!(report.contains(want), "no {want:?}:\n{report}");
     }
     assert!(
-        result.console.contains("reboot: Power down"),
+        result.console.contains("rc.shutdown: poweroff")
+            && result.console.contains("reboot: Power down"),
         "{}",
         result.console
     );
