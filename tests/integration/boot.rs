@@ -396,6 +396,10 @@ fn second_signal_keeps_the_action(name: &str) {
         console.contains("reboot: System halted"),
         "{name}:\n{console}"
     );
+    assert!(
+        console.contains("PROBE second-signal=sent"),
+        "{name}: the second signal was never sent:\n{console}"
+    );
     let finishes = console
         .lines()
         .filter(|line| {
