@@ -969,6 +969,19 @@ pub fn fetch_board(
     Ok(resolve_board(board, offline, refresh)?.debs)
 }
 
+/// The source packages the board builds from (U-Boot), each as [`source_package`] gives
+/// it: the locked version, every file checked.
+pub fn board_sources(
+    board: &crate::config::Board,
+    offline: Option<&Path>,
+) -> Result<Vec<SourcePackage>> {
+    Roots::of(board)
+        .sources
+        .iter()
+        .map(|package| source_package(board, offline, package))
+        .collect()
+}
+
 /// The names a board's package resolution starts from.
 #[derive(Clone, Debug, Default)]
 pub struct Roots {

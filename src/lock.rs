@@ -615,8 +615,7 @@ pub fn vendor(board: &Board, dir: &Path) -> Result<Vendored> {
         crate::host::temp::write_file(&dir.join(&file_name), &bytes)?;
         let _ = writeln!(sums, "{}  {file_name}", lock.packages[name].sha256);
     }
-    for name in &roots.sources {
-        let source = crate::fetch::source_package(board, None, name)?;
+    for source in crate::fetch::board_sources(board, None)? {
         for file in &source.files {
             let from = source.dir.join(&file.name);
             let bytes = std::fs::read(&from)

@@ -235,11 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let board = load(&board)?;
             let debs = fetch::fetch_board(&board, offline.as_deref(), refresh)?;
-            let sources = fetch::Roots::of(&board)
-                .sources
-                .iter()
-                .map(|package| fetch::source_package(&board, offline.as_deref(), package))
-                .collect::<Result<Vec<_>>>()?;
+            let sources = fetch::board_sources(&board, offline.as_deref())?;
             cli::write_stdout(fetch::listing(&debs, &sources).as_bytes())?;
         }
         Command::Lock {

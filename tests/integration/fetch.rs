@@ -339,6 +339,17 @@ print 1;
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
 }
 
+/// `kiln fetch BOARD`'s listing, into the shared cache; the run must succeed.
+fn fetch_listing(board: &str) -> String {
+    let output = crate::util::kiln()
+        .env("KILN_CACHE", crate::util::shared_cache())
+        .args(["fetch", board])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+}
+
 /// Packages a card only takes boot files from come without their Depends, from the
 /// archive component the board adds for the host's own mirrors (issue 12): raspi-firmware
 /// is in non-free-firmware and pre-depends on dpkg, which is not fetched.
@@ -351,13 +362,7 @@ fn boot_file_packages_come_without_their_depends() {
         env!("CARGO_MANIFEST_DIR"),
         "/board-configs/raspberrypi3-64.toml"
     );
-    let output = crate::util::kiln()
-        .env("KILN_CACHE", crate::util::shared_cache())
-        .args(["fetch", board])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let listed = stdout(&output);
+    let listed = fetch_listing(board);
     let names: Vec<&str> = listed
         .lines()
         .filter_map(|line| line.split(' ').next())
@@ -388,13 +393,7 @@ fn fetch_lists_the_locked_u_boot_source() {
         env!("CARGO_MANIFEST_DIR"),
         "/board-configs/orangepi-pc.toml"
     );
-    let output = crate::util::kiln()
-        .env("KILN_CACHE", crate::util::shared_cache())
-        .args(["fetch", board])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let listed = stdout(&output);
+    let listed = fetch_listing(board);
     let lines: Vec<&str> = listed.lines().collect();
     let last = lines.last().copied().unwrap_or_default();
     let (name, dsc) = last.split_once(' ').unwrap();
